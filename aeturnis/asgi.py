@@ -1,0 +1,26 @@
+"""ASGI entry point: HTTP (Django) and the WebSocket transports."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "aeturnis.settings")
+
+from django.core.asgi import get_asgi_application  # noqa: E402
+
+# Must run before anything that imports models (simplejwt's token module does).
+django_asgi_app = get_asgi_application()
+
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+
+from realtime.daphne_compat import patch_daphne  # noqa: E402
+from realtime.routing import websocket_urlpatterns  # noqa: E402
+
+patch_daphne()
+
+application = ProtocolTypeRouter(
+    {
+        "http": django_asgi_app,
+        "websocket": URLRouter(websocket_urlpatterns),
+    }
+)

@@ -1,0 +1,43 @@
+"""Named constants of the wire contract (PROTOCOL.md §3, §4, §7)."""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class CloseCode(IntEnum):
+    NORMAL = 1000
+    MESSAGE_TOO_BIG = 1009
+    SERVICE_RESTART = 1012
+    UNAUTHENTICATED = 4001
+    FORBIDDEN = 4003
+    SLOW_CONSUMER = 4008
+    RATE_LIMITED = 4029
+
+
+class CloseReason:
+    TOKEN_EXPIRED = "TOKEN_EXPIRED"
+    TOKEN_REVOKED = "TOKEN_REVOKED"
+    USER_BANNED = "USER_BANNED"
+    KICKED = "KICKED"
+    SLOW_CONSUMER = "SLOW_CONSUMER"
+    SERVER_RESTART = "SERVER_RESTART"
+    MESSAGE_TOO_BIG = "MESSAGE_TOO_BIG"
+    SUSPICIOUS_MOVEMENT = "SUSPICIOUS_MOVEMENT"
+
+
+# Room prefixes (wire names keep the colon: "zone:starting_village").
+ROOM_USER = "user"
+ROOM_CHARACTER = "character"
+ROOM_ZONE = "zone"
+ROOM_COMBAT = "combat"
+ROOM_GUILD = "guild"
+ROOM_GLOBAL_CHAT = "global:chat"
+ROOM_GLOBAL_EVENTS = "global:events"
+
+# Event names the server owns; operators may not send them through notify.
+RESERVED_EVENTS = frozenset({"error", "connect_error"})
+RESERVED_EVENT_PREFIXES = ("sync:", "auth:", "session:")
+
+SUBPROTOCOL = "aeturnis.v1"
+SUBPROTOCOL_BEARER_PREFIX = "bearer."

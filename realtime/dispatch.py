@@ -1,0 +1,118 @@
+"""The one routing table: event name → payload model, handler and rate-limit bucket.
+
+No handler sees unvalidated input: the payload is validated here against the route's
+``TypeAdapter``; a request over its rate limit is not handled at all.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
+
+from realtime.errors import ErrorCode, Reject
+from realtime.handlers import system
+from realtime.handlers.reply import Reply
+from realtime.protocol import payloads
+from realtime.protocol.base import Inbound
+from realtime.session import Session
+
+logger = logging.getLogger(__name__)
+
+
+Handler = Callable[[Session, Any], Awaitable[Reply | None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    payload: TypeAdapter[Any]
+    handler: Handler
+    # Rate-limit bucket (PROTOCOL.md §6); None for events without a limit.
+    bucket: str | None
+
+
+ROUTES: dict[str, Route] = {
+    "ping": Route(payloads.PING, system.ping, "ping"),
+    "auth": Route(payloads.AUTH, system.auth_again, None),
+    "auth:refresh": Route(payloads.AUTH_REFRESH, system.auth_refresh, None),
+    "sync:resume": Route(payloads.SYNC_RESUME, system.sync_resume, None),
+}
+
+
+def error_event_for(event: str) -> str:
+    """``chat:message`` → ``chat:error``; events without a domain → ``error``."""
+    domain, sep, _ = event.partition(":")
+    return f"{domain}:error" if sep else "error"
+
+
+def validation_fields(exc: ValidationError) -> dict[str, str]:
+    fields: dict[str, str] = {}
+    for err in exc.errors(include_url=False):
+        name = ".".join(str(part) for part in err["loc"]) or "data"
+        fields.setdefault(name, err["msg"])
+    return fields
+
+
+async def dispatch(session: Session, inbound: Inbound) -> None:
+    """Route one request; every outcome is answered, nothing raises to the transport."""
+    route = ROUTES.get(inbound.event)
+    if route is None:
+        session.reply_error(
+            inbound,
+            "error",
+            {
+                "code": ErrorCode.UNKNOWN_EVENT,
+                "message": f"Unknown event '{inbound.event[:100]}'",
+                "event": inbound.event[:100],
+            },
+        )
+        return
+    try:
+        payload = route.payload.validate_python(inbound.data)
+    except ValidationError as exc:
+        session.reply_error(
+            inbound,
+            "error",
+            {
+                "code": ErrorCode.INVALID_PAYLOAD,
+                "message": f"Invalid payload for '{inbound.event}'",
+                "event": inbound.event,
+                "fields": validation_fields(exc),
+            },
+        )
+        return
+    if route.bucket is not None:
+        verdict = await session.runtime.limiter.hit(route.bucket, str(session.user_id))
+        if not verdict.allowed:
+            session.reply_error(
+                inbound,
+                "error",
+                {
+                    "type": "RATE_LIMIT_EXCEEDED",
+                    "code": ErrorCode.RATE_LIMITED,
+                    "event": inbound.event,
+                    "message": f"Rate limit exceeded for {inbound.event}",
+                    "retryAfter": verdict.retry_after,
+                },
+            )
+            return
+    try:
+        reply = await route.handler(session, payload)
+    except Reject as rejection:
+        session.reply_error(inbound, error_event_for(inbound.event), rejection.body())
+        return
+    except Exception:
+        logger.exception("handler for %s failed", inbound.event)
+        session.reply_error(
+            inbound,
+            error_event_for(inbound.event),
+            {"code": ErrorCode.INTERNAL_ERROR, "message": "Internal server error"},
+        )
+        return
+    if reply is None:
+        session.reply(inbound, None, None)
+    else:
+        session.reply(inbound, reply.event, reply.data)

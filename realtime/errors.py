@@ -1,0 +1,52 @@
+"""Stable error codes (PROTOCOL.md §2, §5) and the exception handlers raise to refuse a request."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+
+class ErrorCode(StrEnum):
+    # Handshake (§2)
+    AUTH_REQUIRED = "AUTH_REQUIRED"
+    TOKEN_INVALID = "TOKEN_INVALID"
+    TOKEN_EXPIRED = "TOKEN_EXPIRED"
+    TOKEN_REVOKED = "TOKEN_REVOKED"
+    USER_BANNED = "USER_BANNED"
+    AUTH_RATE_LIMITED = "AUTH_RATE_LIMITED"
+    CONNECTION_RATE_LIMITED = "CONNECTION_RATE_LIMITED"
+    # Routing (§5.1)
+    BAD_FRAME = "BAD_FRAME"
+    UNKNOWN_EVENT = "UNKNOWN_EVENT"
+    INVALID_PAYLOAD = "INVALID_PAYLOAD"
+    RATE_LIMITED = "RATE_LIMITED"
+    INTERNAL_ERROR = "INTERNAL_ERROR"
+    # Resume (§8)
+    INVALID_REQUEST = "INVALID_REQUEST"
+
+
+HANDSHAKE_MESSAGES: dict[str, str] = {
+    ErrorCode.AUTH_REQUIRED: "Authentication required",
+    ErrorCode.TOKEN_INVALID: "Invalid token",
+    ErrorCode.TOKEN_EXPIRED: "Token expired",
+    ErrorCode.TOKEN_REVOKED: "Token has been revoked",
+    ErrorCode.USER_BANNED: "Account is banned",
+    ErrorCode.AUTH_RATE_LIMITED: "Too many failed authentication attempts",
+    ErrorCode.CONNECTION_RATE_LIMITED: "Connection rate limit exceeded",
+}
+
+
+class Reject(Exception):
+    """Refuse a well-formed request: the client gets ``code`` and ``message`` (plus ``extra``).
+
+    Handlers raise it; the dispatcher turns it into an ack error or a ``<domain>:error`` event.
+    """
+
+    def __init__(self, code: str, message: str, **extra: Any) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = str(code)
+        self.message = message
+        self.extra = extra
+
+    def body(self) -> dict[str, Any]:
+        return {"code": self.code, "message": self.message, **self.extra}

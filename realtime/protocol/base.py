@@ -1,0 +1,60 @@
+"""What every transport codec provides: frames in, typed envelopes out, and pre-encoded frames.
+
+Event data is encoded to JSON exactly once (``encode_data``); codecs only splice those bytes
+into their own framing, so a broadcast costs one encode however many transports receive it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import orjson
+
+
+@dataclass(frozen=True, slots=True)
+class Inbound:
+    """One client request: event name, payload and optional ack id."""
+
+    event: str
+    data: Any
+    ack: int | None
+
+
+class FrameError(Exception):
+    """The frame cannot be routed (``BAD_FRAME``); ``ack`` is set when it could be read."""
+
+    def __init__(self, message: str, ack: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.ack = ack
+
+
+def encode_data(data: Any) -> str:
+    """Encode event data once; the result is spliced into every transport's frame."""
+    return orjson.dumps(data).decode()
+
+
+def dumps_str(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+class Codec(Protocol):
+    name: str
+
+    def event_frame(self, event: str, data_json: str) -> str: ...
+
+    def room_event_frame(self, event: str, data_json: str, room: str, offset: int) -> str: ...
+
+    def ack_frame(self, ack: int, data_json: str) -> str: ...
+
+    def farewell_frames(self) -> list[str]:
+        """Frames the transport sends before a server-initiated close (e.g. a disconnect packet)."""
+        ...
+
+
+def valid_ack(value: Any) -> int | None:
+    """An ack id is a positive JSON integer (booleans are not integers here)."""
+    if isinstance(value, int) and not isinstance(value, bool) and 0 < value < 2**53:
+        return value
+    return None

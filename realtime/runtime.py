@@ -1,0 +1,76 @@
+"""The per-process realtime runtime: the hub, the bus and graceful shutdown, bound to one loop.
+
+Built lazily by the first connection, so that it lives on the server's event loop. Tests run
+each on its own loop; a runtime whose loop is gone is replaced.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from realtime.bus import LocalBus, RedisBus
+from realtime.hub import Hub, Member
+from realtime.protocol.codecs import CODECS
+from realtime.ratelimit import RateLimiter
+from realtime.redis_client import redis_enabled
+
+logger = logging.getLogger(__name__)
+
+
+class Runtime:
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.hub = Hub(CODECS)
+        self.bus: LocalBus | RedisBus = RedisBus(self.hub) if redis_enabled() else LocalBus(self.hub)
+        self.limiter = RateLimiter()
+        self.started_at = loop.time()
+
+    async def start(self) -> None:
+        await self.bus.start()
+
+    async def stop(self) -> None:
+        await self.bus.stop()
+
+    async def join(self, room: str, member: Member) -> None:
+        if self.hub.join(room, member):
+            await self.bus.room_added(room)
+
+    async def leave(self, room: str, member: Member) -> None:
+        if self.hub.leave(room, member):
+            await self.bus.room_removed(room)
+
+    async def drop(self, member: Member) -> None:
+        for room in self.hub.unregister(member):
+            await self.bus.room_removed(room)
+
+
+_runtime: Runtime | None = None
+_lock: asyncio.Lock | None = None
+
+
+async def get_runtime() -> Runtime:
+    """The runtime of the running loop, started on first use."""
+    global _runtime, _lock
+    loop = asyncio.get_running_loop()
+    if _runtime is not None and _runtime.loop is loop:
+        return _runtime
+    if _lock is None or getattr(_lock, "_loop", loop) is not loop:
+        _lock = asyncio.Lock()
+    async with _lock:
+        if _runtime is None or _runtime.loop is not loop:
+            runtime = Runtime(loop)
+            await runtime.start()
+            _runtime = runtime
+            from realtime.shutdown import install_shutdown_handler
+
+            install_shutdown_handler(runtime)
+    return _runtime
+
+
+def current_runtime() -> Runtime | None:
+    """The runtime if one is running (for sync code in threads); None in other processes."""
+    runtime = _runtime
+    if runtime is None or runtime.loop.is_closed():
+        return None
+    return runtime

@@ -1,0 +1,315 @@
+"""One client connection, whatever transport carries it.
+
+The transport consumer turns frames into ``Inbound`` requests and hands them here; everything
+after that (authentication state, rooms, replies, acks, closing with the contract's codes) is
+shared by both transports.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from django.conf import settings
+
+from realtime import rooms as room_names
+from realtime.auth.handshake import Account, authenticate, check_connect_allowed
+from realtime.auth.sources import Scope, client_ip
+from realtime.auth.tokens import TokenInfo
+from realtime.constants import CloseCode, CloseReason
+from realtime.errors import HANDSHAKE_MESSAGES, ErrorCode
+from realtime.outbound import Outbound, Send
+from realtime.protocol.base import Inbound, encode_data
+
+if TYPE_CHECKING:
+    from realtime.protocol.base import Codec
+    from realtime.runtime import Runtime
+
+logger = logging.getLogger(__name__)
+
+HANDSHAKE_CLOSE: dict[str, int] = {
+    ErrorCode.AUTH_REQUIRED: CloseCode.UNAUTHENTICATED,
+    ErrorCode.TOKEN_INVALID: CloseCode.UNAUTHENTICATED,
+    ErrorCode.TOKEN_EXPIRED: CloseCode.UNAUTHENTICATED,
+    ErrorCode.TOKEN_REVOKED: CloseCode.UNAUTHENTICATED,
+    ErrorCode.USER_BANNED: CloseCode.FORBIDDEN,
+    ErrorCode.AUTH_RATE_LIMITED: CloseCode.RATE_LIMITED,
+    ErrorCode.CONNECTION_RATE_LIMITED: CloseCode.RATE_LIMITED,
+}
+
+# Hooks other parts of the realtime layer register: what to add to sync:initial, and what to do
+# when a session ends (presence, typing, positions). Each must not raise.
+InitialStateHook = Callable[["Session"], Awaitable[dict[str, Any]]]
+EndHook = Callable[["Session"], Awaitable[None]]
+initial_state_hooks: list[InitialStateHook] = []
+end_hooks: list[EndHook] = []
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class Session:
+    """State and outbound side of one connection; implements the hub's ``Member``."""
+
+    def __init__(self, *, scope: Scope, codec: Codec, send: Send, runtime: Runtime) -> None:
+        self.socket_id = uuid.uuid4().hex
+        self.scope = scope
+        self.codec = codec
+        self.codec_name = codec.name
+        self.runtime = runtime
+        self.ip = client_ip(scope)
+        self.outbound = Outbound(
+            send,
+            limit=settings.AETURNIS_OUTBOUND_QUEUE_SIZE,
+            on_overflow=self._overflowed,
+            on_error=self._send_failed,
+        )
+        self.account: Account | None = None
+        self.token: TokenInfo | None = None
+        self.rooms: set[str] = set()
+        self.blocked_user_ids: frozenset[int] = frozenset()
+        self.closed = False
+        self.close_code: int | None = None
+        self.connected_at = time.time()
+        self.last_activity = time.monotonic()
+        self.extra: dict[str, Any] = {}
+        self._expiry: asyncio.TimerHandle | None = None
+        self._hold: set[str] | None = None
+        self._held: list[tuple[str, int, str]] = []
+        self._registered = False
+
+    # --- identity -----------------------------------------------------------------------
+
+    @property
+    def user_id(self) -> int:
+        return self.account.user_id if self.account else 0
+
+    @property
+    def authenticated(self) -> bool:
+        return self.account is not None and not self.closed
+
+    # --- outbound -----------------------------------------------------------------------
+
+    def send_text(self, frame: str) -> None:
+        self.outbound.push({"type": "websocket.send", "text": frame})
+
+    def send_event(self, event: str, data: Any) -> None:
+        self.send_text(self.codec.event_frame(event, encode_data(data)))
+
+    def send_ack(self, ack: int, data: dict[str, Any]) -> None:
+        self.send_text(self.codec.ack_frame(ack, encode_data(data)))
+
+    def reply(self, inbound: Inbound, event: str | None, data: dict[str, Any] | None) -> None:
+        """Answer a request: in its ack when it has one, else as ``event`` (if any)."""
+        if inbound.ack is not None:
+            self.send_ack(inbound.ack, {"ok": True, **(data or {})})
+        elif event is not None:
+            self.send_event(event, data or {})
+
+    def reply_error(self, inbound: Inbound | None, error_event: str, body: dict[str, Any]) -> None:
+        """Refuse a request: in its ack when it has one, else as ``error_event``."""
+        if inbound is not None and inbound.ack is not None:
+            self.send_ack(inbound.ack, {"ok": False, "error": body})
+            return
+        if inbound is not None and error_event != "error":
+            body = {**body, "event": inbound.event}
+        self.send_event(error_event, body)
+
+    def close(self, code: int, reason: str, *, drop_queued: bool = False) -> None:
+        """Close with ``code``/``reason`` after what was sent before (unless ``drop_queued``)."""
+        if self.closed:
+            return
+        self.closed = True
+        self.close_code = code
+        self._cancel_expiry()
+        for frame in self.codec.farewell_frames():
+            self.send_text(frame)
+        self.outbound.push_last(
+            {"type": "websocket.close", "code": int(code), "reason": reason}, drop_queued=drop_queued
+        )
+
+    def _overflowed(self) -> None:
+        logger.warning("closing slow consumer %s (user %s)", self.socket_id, self.user_id)
+        self.closed = True
+        self.close_code = CloseCode.SLOW_CONSUMER
+        self.outbound.push_last(
+            {
+                "type": "websocket.close",
+                "code": int(CloseCode.SLOW_CONSUMER),
+                "reason": CloseReason.SLOW_CONSUMER,
+            },
+            drop_queued=True,
+        )
+
+    def _send_failed(self, exc: BaseException) -> None:
+        self.closed = True
+
+    # --- the hub's Member interface -----------------------------------------------------
+
+    def room_frame(self, room: str, offset: int, frame: str, sender: int) -> None:
+        if sender and sender in self.blocked_user_ids:
+            return
+        if self._hold is not None and room in self._hold:
+            self._held.append((room, offset, frame))
+            return
+        self.send_text(frame)
+
+    def room_control(self, room: str, message: dict[str, Any]) -> None:
+        action = message.get("action")
+        handler = CONTROL_ACTIONS.get(str(action))
+        if handler is None:
+            logger.warning("unknown control action %r", action)
+            return
+        handler(self, message)
+
+    # --- handshake ----------------------------------------------------------------------
+
+    async def check_connect(self) -> None:
+        await check_connect_allowed(self.ip, self.runtime.limiter)
+
+    async def admit(self, raw_token: str | None) -> None:
+        """Authenticate; raises ``AuthError`` (the caller refuses with its code)."""
+        self.token, self.account = await authenticate(self.ip, raw_token, self.runtime.limiter)
+
+    def refuse_frames(self, code: str) -> tuple[str, int]:
+        """The message and close code for a refused handshake."""
+        return HANDSHAKE_MESSAGES[code], HANDSHAKE_CLOSE[code]
+
+    async def open(self) -> None:
+        """Register the authenticated session, join its rooms and send ``sync:initial``."""
+        assert self.account is not None and self.token is not None
+        self.runtime.hub.register(self)
+        self._registered = True
+        for room in (room_names.user_room(self.user_id), *room_names.GLOBAL_ROOMS):
+            await self.join(room)
+        self.schedule_expiry(self.token)
+        state: dict[str, Any] = {"character": None, "combat": None}
+        for hook in initial_state_hooks:
+            state.update(await hook(self))
+        offsets = await self.runtime.bus.current_offsets(sorted(self.rooms))
+        self.send_event(
+            "sync:initial",
+            {
+                "userId": str(self.user_id),
+                "socketId": self.socket_id,
+                "serverTime": now_ms(),
+                "version": settings.AETURNIS_VERSION,
+                "rooms": sorted(self.rooms),
+                "offsets": offsets,
+                "presence": {"status": "online"},
+                **state,
+            },
+        )
+
+    async def finish(self) -> None:
+        """The socket is gone: leave every room and run the end hooks (idempotent)."""
+        self.closed = True
+        self._cancel_expiry()
+        self.outbound.kill()
+        if not self._registered:
+            return
+        self._registered = False
+        for hook in end_hooks:
+            try:
+                await hook(self)
+            except Exception:
+                logger.exception("end hook failed for %s", self.socket_id)
+        self.rooms.clear()
+        await self.runtime.drop(self)
+
+    # --- rooms --------------------------------------------------------------------------
+
+    async def join(self, room: str) -> None:
+        if room not in self.rooms:
+            self.rooms.add(room)
+            await self.runtime.join(room, self)
+
+    async def leave(self, room: str) -> None:
+        if room in self.rooms:
+            self.rooms.discard(room)
+            await self.runtime.leave(room, self)
+
+    def hold_rooms(self, rooms: set[str]) -> None:
+        """Buffer live frames of ``rooms`` while their history is replayed."""
+        self._hold = rooms
+        self._held = []
+
+    def release_rooms(self, replayed_up_to: dict[str, int]) -> None:
+        """Send the buffered frames that the replay did not already cover, in order."""
+        held, self._hold, self._held = self._held, None, []
+        for room, offset, frame in held:
+            if offset > replayed_up_to.get(room, 0):
+                self.send_text(frame)
+
+    # --- token lifetime -----------------------------------------------------------------
+
+    def schedule_expiry(self, token: TokenInfo) -> None:
+        self._cancel_expiry()
+        self.token = token
+        delay = max(0.0, token.seconds_left())
+        self._expiry = self.runtime.loop.call_later(delay, self.end_auth, ErrorCode.TOKEN_EXPIRED)
+
+    def _cancel_expiry(self) -> None:
+        if self._expiry is not None:
+            self._expiry.cancel()
+            self._expiry = None
+
+    def end_auth(self, code: ErrorCode) -> None:
+        """The token expired or was revoked: say so, then close 4001 with the code as reason."""
+        if self.closed:
+            return
+        self.send_event("auth:expired", {"code": code.value})
+        self.close(CloseCode.UNAUTHENTICATED, code.value)
+
+    # --- server-initiated ends ----------------------------------------------------------
+
+    def kick(self, reason: str, close_reason: str = CloseReason.KICKED) -> None:
+        if self.closed:
+            return
+        self.send_event("session:kicked", {"reason": reason})
+        self.close(CloseCode.FORBIDDEN, close_reason)
+
+    def server_shutdown(self, reconnect_after_ms: int) -> None:
+        if self.closed:
+            return
+        self.send_event("system:shutdown", {"reconnectAfterMs": reconnect_after_ms})
+        self.close(CloseCode.SERVICE_RESTART, CloseReason.SERVER_RESTART)
+
+
+def _control_revoke(session: Session, message: dict[str, Any]) -> None:
+    if session.token is not None and session.token.jti == message.get("jti"):
+        session.end_auth(ErrorCode.TOKEN_REVOKED)
+
+
+def _control_kick(session: Session, message: dict[str, Any]) -> None:
+    session.kick(str(message.get("reason") or "Kicked by a moderator"))
+
+
+def _control_ban(session: Session, message: dict[str, Any]) -> None:
+    session.kick(str(message.get("reason") or "Account is banned"), CloseReason.USER_BANNED)
+
+
+def _control_join(session: Session, message: dict[str, Any]) -> None:
+    room = message.get("room")
+    if isinstance(room, str) and not session.closed:
+        asyncio.get_running_loop().create_task(session.join(room))
+
+
+def _control_leave(session: Session, message: dict[str, Any]) -> None:
+    room = message.get("room")
+    if isinstance(room, str):
+        asyncio.get_running_loop().create_task(session.leave(room))
+
+
+CONTROL_ACTIONS: dict[str, Callable[[Session, dict[str, Any]], None]] = {
+    "revoke": _control_revoke,
+    "kick": _control_kick,
+    "ban": _control_ban,
+    "join": _control_join,
+    "leave": _control_leave,
+}
