@@ -1,0 +1,95 @@
+"""Fixtures shared by every test layer."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+# Tests drive the server's signal handling explicitly; never replace pytest's own handlers.
+os.environ.setdefault("AETURNIS_NO_SIGNAL_HANDLERS", "1")
+
+import pytest
+from channels.testing import WebsocketCommunicator
+from django.contrib.auth import get_user_model
+from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
+
+from realtime import runtime as runtime_module
+from realtime.redis_client import key, redis_enabled, sync_redis
+
+DEMO_PASSWORD = "aeturnis-demo"
+WS_TIMEOUT = 5
+
+
+@pytest.fixture(autouse=True)
+def _fresh_runtime() -> Any:
+    """Every test starts with no runtime, no limiter state and (with Redis) no app keys."""
+    runtime_module._runtime = None
+    runtime_module._lock = None
+    from realtime import stores
+
+    stores._local = stores._LocalExpiring()
+    if redis_enabled():
+        client = sync_redis()
+        for k in client.scan_iter(match=key("*"), count=1000):
+            client.delete(k)
+    yield
+    runtime_module._runtime = None
+
+
+@pytest.fixture
+def make_user(db: Any) -> Callable[..., Any]:
+    counter = {"n": 0}
+
+    def make(username: str | None = None, **extra: Any) -> Any:
+        counter["n"] += 1
+        name = username or f"user{counter['n']}"
+        return get_user_model().objects.create_user(username=name, password=DEMO_PASSWORD, **extra)
+
+    return make
+
+
+def access_for(user: Any) -> str:
+    return str(AccessToken.for_user(user))
+
+
+def tokens_for(user: Any) -> tuple[str, str]:
+    refresh = RefreshToken.for_user(user)
+    return str(refresh.access_token), str(refresh)
+
+
+async def connect(
+    path: str = "/ws/game/",
+    *,
+    headers: list[tuple[bytes, bytes]] | None = None,
+    subprotocols: list[str] | None = None,
+    client: tuple[str, int] = ("127.0.0.1", 40000),
+) -> WebsocketCommunicator:
+    """A communicator on the full ASGI application (middleware included), connected."""
+    from aeturnis.asgi import application
+
+    comm = WebsocketCommunicator(application, path, headers=headers, subprotocols=subprotocols)
+    comm.scope["client"] = list(client)
+    connected, _ = await comm.connect(timeout=WS_TIMEOUT)
+    assert connected
+    return comm
+
+
+async def connect_as(user: Any, **kwargs: Any) -> tuple[WebsocketCommunicator, dict[str, Any]]:
+    """Connect with a query-string token and return the communicator and ``sync:initial``."""
+    comm = await connect(f"/ws/game/?token={access_for(user)}", **kwargs)
+    initial = await comm.receive_json_from(timeout=WS_TIMEOUT)
+    assert initial["event"] == "sync:initial", initial
+    return comm, initial["data"]
+
+
+@pytest.fixture
+async def ws_cleanup() -> AsyncIterator[list[WebsocketCommunicator]]:
+    """Register communicators here to have them disconnected after the test."""
+    comms: list[WebsocketCommunicator] = []
+    yield comms
+    for comm in comms:
+        try:
+            await comm.disconnect(timeout=WS_TIMEOUT)
+        except Exception:
+            pass
