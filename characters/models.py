@@ -5,8 +5,11 @@ from __future__ import annotations
 from django.conf import settings
 from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
+from django.db.models.functions import Lower
 
-zone_key_validator = RegexValidator(r"^[a-z0-9]+(?:_[a-z0-9]+)*$", "A zone key is a lowercase slug.")
+zone_key_validator = RegexValidator(
+    r"^[a-z0-9]+(?:_[a-z0-9]+)*$", "A zone key is a lowercase slug."
+)
 
 
 class Zone(models.Model):
@@ -78,7 +81,7 @@ class Character(models.Model):
     class Meta:
         ordering = ["name"]
         constraints = [
-            models.UniqueConstraint(models.functions.Lower("name"), name="character_name_ci_unique")
+            models.UniqueConstraint(Lower("name"), name="character_name_ci_unique")
         ]
 
     def __str__(self) -> str:

@@ -11,6 +11,7 @@ layer's own message format, atomically, so every process sees a room's events in
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import deque
@@ -197,9 +198,13 @@ class RedisBus:
         self._router = asyncio.get_running_loop().create_task(self._route())
 
     async def stop(self) -> None:
+        """Stop routing and close this loop's layer connections."""
         if self._router is not None:
             self._router.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._router
             self._router = None
+        await self._layer.flush()
 
     async def room_added(self, room: str) -> None:
         assert self._channel is not None

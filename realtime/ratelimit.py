@@ -17,7 +17,7 @@ from limits import RateLimitItem, RateLimitItemPerSecond
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from limits.aio.strategies import MovingWindowRateLimiter
 
-from realtime.redis_client import redis_enabled
+from realtime.redis_client import async_redis, redis_enabled
 
 DEFAULT_LIMITS: dict[str, str] = {
     "chat:message": "10/60",
@@ -78,10 +78,12 @@ class RateLimiter:
             uri = settings.REDIS_URL.replace("redis://", "async+redis://", 1).replace(
                 "rediss://", "async+rediss://", 1
             )
+            # Share this loop's client pool, so the limiter's connections close with it.
             storage = RedisStorage(
                 uri,
                 implementation="redispy",
                 key_prefix=f"{settings.AETURNIS_REDIS_PREFIX}:limits",
+                connection_pool=async_redis().connection_pool,
             )
         else:
             storage = MemoryStorage()

@@ -41,3 +41,10 @@ def sync_redis() -> redis.Redis:
         if _sync_client is None:
             _sync_client = redis.Redis.from_url(settings.REDIS_URL, health_check_interval=30)
         return _sync_client
+
+
+async def close_async_redis() -> None:
+    """Close this loop's client (at shutdown, and between tests that each have a loop)."""
+    client = _async_clients.pop(asyncio.get_running_loop(), None)
+    if client is not None:
+        await client.aclose()

@@ -13,7 +13,7 @@ from realtime.bus import LocalBus, RedisBus
 from realtime.hub import Hub, Member
 from realtime.protocol.codecs import CODECS
 from realtime.ratelimit import RateLimiter
-from realtime.redis_client import redis_enabled
+from realtime.redis_client import close_async_redis, redis_enabled
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +31,8 @@ class Runtime:
 
     async def stop(self) -> None:
         await self.bus.stop()
+        if redis_enabled():
+            await close_async_redis()
 
     async def join(self, room: str, member: Member) -> None:
         if self.hub.join(room, member):
@@ -74,3 +76,12 @@ def current_runtime() -> Runtime | None:
     if runtime is None or runtime.loop.is_closed():
         return None
     return runtime
+
+
+async def stop_runtime() -> None:
+    """Stop the running loop's runtime, if any (tests; the server process just exits)."""
+    global _runtime
+    runtime = _runtime
+    if runtime is not None and runtime.loop is asyncio.get_running_loop():
+        _runtime = None
+        await runtime.stop()

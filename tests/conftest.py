@@ -21,8 +21,26 @@ DEMO_PASSWORD = "aeturnis-demo"
 WS_TIMEOUT = 5
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _close_db_pools(django_db_setup: Any, django_db_blocker: Any) -> Any:
+    """Close psycopg pools before the test database is dropped (pooled sessions block DROP)."""
+    yield
+    from django.db import connections
+
+    with django_db_blocker.unblock():
+        connections.close_all()
+        # Connections opened by database_sync_to_async live in asgiref's executor thread.
+        from asgiref.sync import SyncToAsync
+
+        SyncToAsync.single_thread_executor.submit(connections.close_all).result()
+        for conn in connections.all():
+            close_pool = getattr(conn, "close_pool", None)
+            if close_pool is not None:
+                close_pool()
+
+
 @pytest.fixture(autouse=True)
-def _fresh_runtime() -> Any:
+async def _fresh_runtime() -> Any:
     """Every test starts with no runtime, no limiter state and (with Redis) no app keys."""
     runtime_module._runtime = None
     runtime_module._lock = None
@@ -34,6 +52,7 @@ def _fresh_runtime() -> Any:
         for k in client.scan_iter(match=key("*"), count=1000):
             client.delete(k)
     yield
+    await runtime_module.stop_runtime()
     runtime_module._runtime = None
 
 
