@@ -1,0 +1,51 @@
+"""Limiter maths: parsing, retry-after rounding, rejected calls not counted (PROTOCOL.md §6)."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+from django.test import override_settings
+
+from realtime.ratelimit import RateLimiter, configured_limits, parse_limit, retry_after_seconds
+
+
+def test_parse_limit_reads_count_per_seconds() -> None:
+    item = parse_limit("10/60")
+    assert item.amount == 10 and item.get_expiry() == 60
+
+
+@pytest.mark.parametrize("spec", ["10", "a/b", "0/60", "5/0", "-1/5"])
+def test_bad_limit_specs_are_refused(spec: str) -> None:
+    with pytest.raises(ImproperlyConfigured):
+        parse_limit(spec)
+
+
+@override_settings(AETURNIS_RATE_LIMITS={"chat:message": "3/10"})
+def test_settings_override_single_limits() -> None:
+    limits = configured_limits()
+    assert limits["chat:message"].amount == 3
+    assert limits["chat:whisper"].amount == 5
+
+
+@pytest.mark.parametrize(
+    ("reset", "now", "expected"), [(100.0, 99.2, 1), (100.0, 90.0, 10), (100.0, 90.5, 10), (5, 5, 1)]
+)
+def test_retry_after_rounds_up_to_whole_seconds(reset: float, now: float, expected: int) -> None:
+    assert retry_after_seconds(reset, now) == expected
+
+
+@override_settings(REDIS_URL="", AETURNIS_RATE_LIMITS={"ping": "2/60"})
+async def test_rejected_calls_do_not_count_against_the_window() -> None:
+    limiter = RateLimiter()
+    assert (await limiter.hit("ping", "u1")).allowed
+    assert (await limiter.hit("ping", "u1")).allowed
+    for _ in range(5):
+        verdict = await limiter.hit("ping", "u1")
+        assert not verdict.allowed and 1 <= verdict.retry_after <= 60
+    assert await limiter.count("ping", "u1") == 2
+    assert (await limiter.hit("ping", "u2")).allowed
+
+
+@override_settings(REDIS_URL="")
+async def test_events_without_a_limit_always_pass() -> None:
+    assert (await RateLimiter().hit("not:limited", "u")).allowed
