@@ -18,7 +18,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
-DEV_SECRET_KEY = "aeturnis-dev-secret-key-do-not-use-in-production-0123456789"
+DEV_SECRET_KEY = "aeturnis-dev-secret-key-do-not-use-in-production-0123456789"  # noqa: S105 (the refused development default)
 
 
 def env_str(name: str, default: str) -> str:
@@ -237,7 +237,9 @@ AETURNIS_OUTBOUND_QUEUE_SIZE = env_int("AETURNIS_OUTBOUND_QUEUE_SIZE", 1000)
 AETURNIS_MAX_FRAME_BYTES = 64 * 1024
 
 try:
-    AETURNIS_RATE_LIMITS: dict[str, str] = json.loads(os.environ.get("AETURNIS_RATE_LIMITS") or "{}")
+    AETURNIS_RATE_LIMITS: dict[str, str] = json.loads(
+        os.environ.get("AETURNIS_RATE_LIMITS") or "{}"
+    )
 except json.JSONDecodeError as exc:
     raise ImproperlyConfigured(f"AETURNIS_RATE_LIMITS is not valid JSON: {exc}") from exc
 if not isinstance(AETURNIS_RATE_LIMITS, dict):

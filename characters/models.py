@@ -80,9 +80,7 @@ class Character(models.Model):
 
     class Meta:
         ordering = ["name"]
-        constraints = [
-            models.UniqueConstraint(Lower("name"), name="character_name_ci_unique")
-        ]
+        constraints = [models.UniqueConstraint(Lower("name"), name="character_name_ci_unique")]
 
     def __str__(self) -> str:
         return self.name

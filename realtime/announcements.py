@@ -28,7 +28,7 @@ def announcement_payload(message: str, priority: Priority) -> dict[str, Any]:
 
 
 def validate_announcement(message: str) -> str:
-    """Trimmed text of 1–500 characters; raises ``ValueError`` otherwise."""
+    """Trimmed text of 1-500 characters; raises ``ValueError`` otherwise."""
     text = message.strip()
     if not text:
         raise ValueError("The announcement is empty")

@@ -22,9 +22,7 @@ from realtime.runtime import current_runtime, get_runtime
 logger = logging.getLogger(__name__)
 
 
-async def to_room(
-    room: str, event: str, data: Any, *, exclude: str = "", sender: int = 0
-) -> int:
+async def to_room(room: str, event: str, data: Any, *, exclude: str = "", sender: int = 0) -> int:
     """Send ``event`` to every connection in ``room`` on every process; returns its offset.
 
     ``exclude`` is a socket id that does not receive it (the sender's own connection);

@@ -16,7 +16,7 @@ import logging
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import msgpack
 from channels.layers import get_channel_layer
@@ -132,7 +132,8 @@ _PUBLISH_LUA = """
 local offset = redis.call('INCR', KEYS[1])
 redis.call('EXPIRE', KEYS[1], tonumber(ARGV[7]))
 local ts = tonumber(ARGV[5])
-redis.call('RPUSH', KEYS[2], cmsgpack.pack({offset, ts, ARGV[2], ARGV[3], ARGV[9], tonumber(ARGV[10])}))
+redis.call('RPUSH', KEYS[2],
+  cmsgpack.pack({offset, ts, ARGV[2], ARGV[3], ARGV[9], tonumber(ARGV[10])}))
 redis.call('LTRIM', KEYS[2], -tonumber(ARGV[6]), -1)
 redis.call('EXPIRE', KEYS[2], tonumber(ARGV[8]))
 redis.call('PUBLISH', ARGV[1], cmsgpack.pack({
@@ -143,7 +144,8 @@ return offset
 
 
 def _layer_prefix() -> str:
-    return str(settings.CHANNEL_LAYERS["default"]["CONFIG"].get("prefix", "asgi"))
+    config = cast(dict[str, Any], settings.CHANNEL_LAYERS["default"]["CONFIG"])
+    return str(config.get("prefix", "asgi"))
 
 
 def layer_group_channel(room: str) -> str:
@@ -271,7 +273,8 @@ class RedisBus:
 def publish_sync(room: str, event: str, data_json: str) -> int:
     """Publish a room event from sync code (threads, management commands) through Redis."""
     keys, args = _publish_args(room, event, data_json)
-    return int(sync_redis().eval(_PUBLISH_LUA, len(keys), *keys, *args))
+    offset = cast(int, sync_redis().eval(_PUBLISH_LUA, len(keys), *keys, *args))
+    return int(offset)
 
 
 def control_sync(room: str, message: dict[str, Any]) -> None:

@@ -9,8 +9,8 @@ consumer never touches the database itself, and every database call goes through
 from __future__ import annotations
 
 import asyncio
-import time
 import logging
+import time
 from typing import Any
 
 from channels.consumer import AsyncConsumer
@@ -41,7 +41,7 @@ def frame_size(message: dict[str, Any]) -> int:
     return len(data) if data is not None else 0
 
 
-class NativeConsumer(AsyncConsumer):
+class NativeConsumer(AsyncConsumer):  # type: ignore[misc]
     channel_layer_alias = NO_LAYER
 
     session: Session | None = None
@@ -62,7 +62,9 @@ class NativeConsumer(AsyncConsumer):
         session = self.session = Session(
             scope=self.scope, codec=NATIVE, send=self.send, runtime=runtime
         )
-        await self.send({"type": "websocket.accept", "subprotocol": selected_subprotocol(self.scope)})
+        await self.send(
+            {"type": "websocket.accept", "subprotocol": selected_subprotocol(self.scope)}
+        )
         try:
             await session.check_connect()
             token = token_from_handshake(self.scope)

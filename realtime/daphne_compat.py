@@ -1,7 +1,7 @@
 """Make daphne honour the ASGI ``websocket.close`` message in full.
 
 daphne 4.2 passes only the code to autobahn's ``sendClose``, which (a) drops the ``reason``
-(ASGI websocket spec 2.3) and (b) refuses any code but 1000 and 3000–4999, so 1009 and 1012
+(ASGI websocket spec 2.3) and (b) refuses any code but 1000 and 3000-4999, so 1009 and 1012
 raise inside daphne and the client never gets a close frame. The contract needs both
 (PROTOCOL.md §3: every server-initiated close carries its error code as reason). This wraps
 daphne's reply handler so a close after accept writes the close frame itself, with code and
@@ -37,7 +37,9 @@ def patch_daphne() -> bool:
     def handle_reply(self: Any, message: dict[str, Any]) -> None:
         if message.get("type") == "websocket.close" and self.state == self.STATE_OPEN:
             code = int(message.get("code") or 1000)
-            self.sendCloseFrame(code=code, reasonUtf8=encode_reason(message.get("reason")), isReply=False)
+            self.sendCloseFrame(
+                code=code, reasonUtf8=encode_reason(message.get("reason")), isReply=False
+            )
             return
         original(self, message)
 

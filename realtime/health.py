@@ -33,4 +33,6 @@ def readyz(request: HttpRequest) -> JsonResponse:
             logger.warning("readiness: redis unreachable: %s", exc)
             checks["redis"] = "unreachable"
     ready = all(value == "ok" for value in checks.values())
-    return JsonResponse({"status": "ok" if ready else "unavailable", "checks": checks}, status=200 if ready else 503)
+    return JsonResponse(
+        {"status": "ok" if ready else "unavailable", "checks": checks}, status=200 if ready else 503
+    )

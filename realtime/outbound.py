@@ -48,7 +48,14 @@ class Outbound:
     """Ordered, non-blocking delivery of ASGI messages to one socket."""
 
     __slots__ = (
-        "_send", "_queue", "_limit", "_task", "_on_overflow", "_on_error", "dead", "sealed"
+        "_limit",
+        "_on_error",
+        "_on_overflow",
+        "_queue",
+        "_send",
+        "_task",
+        "dead",
+        "sealed",
     )
 
     def __init__(
@@ -104,13 +111,13 @@ class Outbound:
         self.push(message)
         self.sealed = True
 
-    async def flushed(self, timeout: float) -> bool:
-        """Wait until nothing is pending, at most ``timeout`` seconds."""
+    async def flushed(self, limit_s: float) -> bool:
+        """Wait until nothing is pending, at most ``limit_s`` seconds."""
         task = self._task
         if task is None:
             return True
         try:
-            await asyncio.wait_for(asyncio.shield(task), timeout)
+            await asyncio.wait_for(asyncio.shield(task), limit_s)
         except (TimeoutError, asyncio.CancelledError):
             return False
         return self._task is None

@@ -83,7 +83,7 @@ class RateLimiter:
                 uri,
                 implementation="redispy",
                 key_prefix=f"{settings.AETURNIS_REDIS_PREFIX}:limits",
-                connection_pool=async_redis().connection_pool,
+                connection_pool=async_redis().connection_pool,  # type: ignore[arg-type]
             )
         else:
             storage = MemoryStorage()

@@ -22,7 +22,9 @@ class Runtime:
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
         self.hub = Hub(CODECS)
-        self.bus: LocalBus | RedisBus = RedisBus(self.hub) if redis_enabled() else LocalBus(self.hub)
+        self.bus: LocalBus | RedisBus = (
+            RedisBus(self.hub) if redis_enabled() else LocalBus(self.hub)
+        )
         self.limiter = RateLimiter()
         self.started_at = loop.time()
 

@@ -130,7 +130,8 @@ class Session:
         for frame in self.codec.farewell_frames():
             self.send_text(frame)
         self.outbound.push_last(
-            {"type": "websocket.close", "code": int(code), "reason": reason}, drop_queued=drop_queued
+            {"type": "websocket.close", "code": int(code), "reason": reason},
+            drop_queued=drop_queued,
         )
 
     def _overflowed(self) -> None:

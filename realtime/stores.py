@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import cast
 
 from realtime.redis_client import async_redis, key, redis_enabled, sync_redis
 
@@ -71,12 +72,14 @@ class ExpiringFlags:
     def remaining(self, name: str) -> float:
         """Seconds until the flag expires; 0 when it is not set."""
         if redis_enabled():
-            return max(0.0, int(sync_redis().pttl(self._key(name))) / 1000)
+            pttl = cast(int, sync_redis().pttl(self._key(name)))
+            return max(0.0, pttl / 1000)
         return _local.remaining(self._key(name))
 
     async def aremaining(self, name: str) -> float:
         if redis_enabled():
-            return max(0.0, int(await async_redis().pttl(self._key(name))) / 1000)
+            pttl: int = await async_redis().pttl(self._key(name))
+            return max(0.0, pttl / 1000)
         return _local.remaining(self._key(name))
 
     async def adelete(self, name: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -108,7 +109,5 @@ async def ws_cleanup() -> AsyncIterator[list[WebsocketCommunicator]]:
     comms: list[WebsocketCommunicator] = []
     yield comms
     for comm in comms:
-        try:
+        with contextlib.suppress(Exception):
             await comm.disconnect(timeout=WS_TIMEOUT)
-        except Exception:
-            pass

@@ -26,7 +26,7 @@ class Account:
 
 def _account(user_id: int) -> tuple[Account | None, bool]:
     """(account, active) for ``user_id``; (None, False) when there is no such user."""
-    row: dict[str, Any] | None = (
+    row: Any = (
         get_user_model()
         .objects.filter(pk=user_id)
         .values("username", "is_staff", "is_active")
@@ -55,7 +55,9 @@ async def _record_failure(ip: str, limiter: RateLimiter) -> None:
         logger.warning("too many failed authentications, blocking %s", ip)
 
 
-async def authenticate(ip: str, raw_token: str | None, limiter: RateLimiter) -> tuple[TokenInfo, Account]:
+async def authenticate(
+    ip: str, raw_token: str | None, limiter: RateLimiter
+) -> tuple[TokenInfo, Account]:
     """Admit a token from ``ip`` or raise ``AuthError`` with the contract's code."""
     if await blocked_ips.aremaining(f"auth:{ip}") > 0:
         raise AuthError(ErrorCode.AUTH_RATE_LIMITED)

@@ -69,7 +69,7 @@ def _trusted(ip: str) -> bool:
 
 
 def client_ip(scope: Scope) -> str:
-    """The peer address, or the nearest untrusted hop of ``X-Forwarded-For`` behind a trusted proxy."""
+    """The peer address, or behind a trusted proxy the nearest untrusted ``X-Forwarded-For`` hop."""
     client = scope.get("client")
     peer = str(client[0]) if client else "unknown"
     if not settings.TRUSTED_PROXIES or not _trusted(peer):

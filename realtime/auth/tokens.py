@@ -41,7 +41,7 @@ def decode_access_token(raw: Any) -> TokenInfo:
     if not isinstance(raw, str) or not raw or len(raw) > MAX_TOKEN_LENGTH:
         raise AuthError(ErrorCode.TOKEN_INVALID)
     try:
-        payload = token_backend.decode(raw, verify=True)
+        payload: dict[str, Any] = token_backend.decode(raw, verify=True)  # type: ignore[arg-type]
     except TokenBackendExpiredToken:
         raise AuthError(ErrorCode.TOKEN_EXPIRED) from None
     except Exception:
@@ -50,7 +50,7 @@ def decode_access_token(raw: Any) -> TokenInfo:
         raise AuthError(ErrorCode.TOKEN_INVALID)
     user_id, jti, exp = payload.get("user_id"), payload.get("jti"), payload.get("exp")
     try:
-        info = TokenInfo(user_id=int(user_id), jti=str(jti), exp=float(exp))
+        info = TokenInfo(user_id=int(user_id), jti=str(jti), exp=float(exp))  # type: ignore[arg-type]
     except (TypeError, ValueError):
         raise AuthError(ErrorCode.TOKEN_INVALID) from None
     if not jti:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
@@ -28,19 +28,24 @@ class LogoutView(APIView):
 
     @extend_schema(
         request=LogoutSerializer,
-        responses={205: None, 400: inline_serializer("LogoutError", {"detail": serializers.CharField()})},
+        responses={
+            205: None,
+            400: inline_serializer("LogoutError", {"detail": serializers.CharField()}),
+        },
     )
     def post(self, request: Request) -> Response:
         body = LogoutSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         access: Any = request.auth
-        user_id = int(request.user.pk)
+        user_id = int(cast(int, request.user.pk))
         refresh_raw = body.validated_data.get("refresh")
         if refresh_raw:
             try:
                 refresh = RefreshToken(refresh_raw)
             except TokenError:
-                return Response({"detail": "Invalid refresh token"}, status=status.HTTP_400_BAD_REQUEST)
+                return Response(
+                    {"detail": "Invalid refresh token"}, status=status.HTTP_400_BAD_REQUEST
+                )
             if int(refresh.get("user_id", 0)) != user_id:
                 return Response(
                     {"detail": "Refresh token belongs to another user"},

@@ -68,5 +68,3 @@ async def sync_resume(session: Session, payload: SyncResumePayload) -> Reply:
     finally:
         session.release_rooms(replayed_up_to)
     return Reply("sync:resumed", {"rooms": result})
-
-

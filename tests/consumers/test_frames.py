@@ -67,7 +67,10 @@ async def test_unknown_envelope_key_is_answered_in_the_ack(user: Any) -> None:
     frame = await comm.receive_json_from(timeout=WS_TIMEOUT)
     assert frame == {
         "ack": 4,
-        "data": {"ok": False, "error": {"code": "BAD_FRAME", "message": "Unknown frame keys: room"}},
+        "data": {
+            "ok": False,
+            "error": {"code": "BAD_FRAME", "message": "Unknown frame keys: room"},
+        },
     }
     await comm.disconnect()
 

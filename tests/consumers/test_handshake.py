@@ -45,8 +45,9 @@ async def test_authorization_header_token_is_accepted(make_user: Any) -> None:
 
 async def test_subprotocol_token_is_accepted_and_aeturnis_v1_selected(make_user: Any) -> None:
     user = await make_user_async(make_user)
-    from aeturnis.asgi import application
     from channels.testing import WebsocketCommunicator
+
+    from aeturnis.asgi import application
 
     comm = WebsocketCommunicator(
         application, "/ws/game/", subprotocols=["aeturnis.v1", f"bearer.{access_for(user)}"]
@@ -145,9 +146,7 @@ async def test_five_failures_block_the_ip_even_for_a_valid_token(make_user: Any)
         comm = await connect("/ws/game/?token=bad", client=ip)
         await expect_refusal(comm, "TOKEN_INVALID", "Invalid token", 4001)
     comm = await connect(f"/ws/game/?token={access_for(user)}", client=ip)
-    await expect_refusal(
-        comm, "AUTH_RATE_LIMITED", "Too many failed authentication attempts", 4029
-    )
+    await expect_refusal(comm, "AUTH_RATE_LIMITED", "Too many failed authentication attempts", 4029)
     # Another IP is not affected.
     other = await connect(f"/ws/game/?token={access_for(user)}", client=("10.9.9.9", 1))
     await expect_initial(other, user)
@@ -188,8 +187,9 @@ async def test_connections_over_the_per_ip_limit_are_refused(settings: Any, make
 
 async def test_disallowed_browser_origin_is_refused_before_accept(settings: Any, db: Any) -> None:
     settings.AETURNIS_ALLOWED_ORIGINS = ["https://play.example.com"]
-    from aeturnis.asgi import application
     from channels.testing import WebsocketCommunicator
+
+    from aeturnis.asgi import application
 
     comm = WebsocketCommunicator(
         application, "/ws/game/", headers=[(b"origin", b"https://evil.example.net")]
@@ -213,7 +213,14 @@ async def test_sync_initial_carries_the_contract_fields(make_user: Any) -> None:
     comm = await connect(f"/ws/game/?token={access_for(user)}")
     data = await expect_initial(comm, user)
     assert set(data) >= {
-        "userId", "socketId", "serverTime", "version", "rooms", "presence", "character", "combat"
+        "userId",
+        "socketId",
+        "serverTime",
+        "version",
+        "rooms",
+        "presence",
+        "character",
+        "combat",
     }
     assert data["rooms"] == sorted(["global:chat", "global:events", f"user:{user.pk}"])
     assert data["presence"] == {"status": "online"}

@@ -38,7 +38,12 @@ def test_unknown_key_error_keeps_the_readable_ack() -> None:
 
 def test_room_event_frame_is_valid_json_with_room_and_offset() -> None:
     frame = NATIVE.room_event_frame("a:b", encode_data({"k": "é\n"}), "zone:x", 42)
-    assert orjson.loads(frame) == {"event": "a:b", "data": {"k": "é\n"}, "room": "zone:x", "offset": 42}
+    assert orjson.loads(frame) == {
+        "event": "a:b",
+        "data": {"k": "é\n"},
+        "room": "zone:x",
+        "offset": 42,
+    }
 
 
 def test_ack_frame_is_valid_json() -> None:
@@ -61,7 +66,9 @@ def test_any_input_is_decoded_or_refused_never_raised_otherwise(raw: str | bytes
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.text(),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(), children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(), children, max_size=4)
+    ),
     max_leaves=10,
 )
 
@@ -70,4 +77,7 @@ json_values = st.recursive(
 def test_encoded_events_round_trip(event: str, data: object, room: str, offset: int) -> None:
     frame = NATIVE.room_event_frame(event, encode_data(data), room, offset)
     assert orjson.loads(frame) == {"event": event, "data": data, "room": room, "offset": offset}
-    assert orjson.loads(NATIVE.event_frame(event, encode_data(data))) == {"event": event, "data": data}
+    assert orjson.loads(NATIVE.event_frame(event, encode_data(data))) == {
+        "event": event,
+        "data": data,
+    }

@@ -28,7 +28,8 @@ def test_settings_override_single_limits() -> None:
 
 
 @pytest.mark.parametrize(
-    ("reset", "now", "expected"), [(100.0, 99.2, 1), (100.0, 90.0, 10), (100.0, 90.5, 10), (5, 5, 1)]
+    ("reset", "now", "expected"),
+    [(100.0, 99.2, 1), (100.0, 90.0, 10), (100.0, 90.5, 10), (5, 5, 1)],
 )
 def test_retry_after_rounds_up_to_whole_seconds(reset: float, now: float, expected: int) -> None:
     assert retry_after_seconds(reset, now) == expected

@@ -29,4 +29,6 @@ class Command(BaseCommand):
             payload = announce_sync(options["message"], Priority(options["priority"]))
         except ValueError as exc:
             raise CommandError(str(exc)) from exc
-        self.stdout.write(self.style.SUCCESS(f"Announced ({payload['priority']}): {payload['message']}"))
+        self.stdout.write(
+            self.style.SUCCESS(f"Announced ({payload['priority']}): {payload['message']}")
+        )
