@@ -12,6 +12,8 @@ from django.core.asgi import get_asgi_application
 django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from django.conf import settings  # noqa: E402
+from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 
 from realtime.daphne_compat import patch_daphne  # noqa: E402
 from realtime.routing import websocket_urlpatterns  # noqa: E402
@@ -20,7 +22,8 @@ patch_daphne()
 
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        # In DEBUG (the embedded default) serve the admin's static files too.
+        "http": ASGIStaticFilesHandler(django_asgi_app) if settings.DEBUG else django_asgi_app,
         "websocket": URLRouter(websocket_urlpatterns),
     }
 )
