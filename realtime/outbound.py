@@ -91,7 +91,7 @@ class Outbound:
             return
         coro = self._send(message)
         if not isinstance(coro, Coroutine):  # an awaitable that is not a coroutine: use a task
-            self._task = asyncio.ensure_future(self._drain_awaitable(coro))
+            self._task = asyncio.ensure_future(self._drain(coro))
             return
         try:
             pending = coro.send(None)
@@ -100,7 +100,7 @@ class Outbound:
         except Exception as exc:  # the server refused the message: the socket is gone
             self._fail(exc)
             return
-        self._task = asyncio.get_running_loop().create_task(self._drain(coro, pending))
+        self._task = asyncio.get_running_loop().create_task(self._drain(_finish(coro, pending)))
 
     def push_last(self, message: dict[str, Any], *, drop_queued: bool = False) -> None:
         """Send ``message`` after what is queued (or instead of it) and accept nothing more."""
@@ -130,31 +130,18 @@ class Outbound:
             self._task.cancel()
             self._task = None
 
-    async def _drain(self, coro: Coroutine[Any, Any, None], pending: Any) -> None:
+    async def _drain(self, first: Awaitable[None]) -> None:
+        """Finish ``first`` (a send already under way), then everything queued behind it."""
         try:
-            await _finish(coro, pending)
-            await self._drain_queue()
+            await first
+            while self._queue and not self.dead:
+                await self._send(self._queue.popleft())
         except asyncio.CancelledError:
             raise
         except Exception as exc:
             self._fail(exc)
         finally:
             self._task = None
-
-    async def _drain_awaitable(self, awaitable: Awaitable[None]) -> None:
-        try:
-            await awaitable
-            await self._drain_queue()
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            self._fail(exc)
-        finally:
-            self._task = None
-
-    async def _drain_queue(self) -> None:
-        while self._queue and not self.dead:
-            await self._send(self._queue.popleft())
 
     def _fail(self, exc: BaseException) -> None:
         logger.debug("send failed, dropping connection output: %r", exc)
