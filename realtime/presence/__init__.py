@@ -1,0 +1,1 @@
+"""Cross-process presence (PROTOCOL.md §5.5): who is connected, where, and with what status."""
