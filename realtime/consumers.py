@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from typing import Any
 
 from channels.consumer import AsyncConsumer
@@ -116,7 +115,7 @@ class NativeConsumer(AsyncConsumer):  # type: ignore[misc]
             await self._auth_frame(session, inbound)
             return
         if inbound.event != "ping":
-            session.last_activity = time.monotonic()
+            await session.touch()
         await dispatch(session, inbound)
 
     async def _auth_frame(self, session: Session, inbound: Inbound) -> None:

@@ -14,9 +14,10 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 
 from realtime.errors import ErrorCode, Reject
-from realtime.handlers import system
+from realtime.handlers import characters, presence, system
 from realtime.handlers.reply import Reply
 from realtime.protocol import payloads
+from realtime.protocol import world_payloads as world
 from realtime.protocol.base import Inbound
 from realtime.session import Session
 
@@ -39,7 +40,18 @@ ROUTES: dict[str, Route] = {
     "auth": Route(payloads.AUTH, system.auth_again, None),
     "auth:refresh": Route(payloads.AUTH_REFRESH, system.auth_refresh, None),
     "sync:resume": Route(payloads.SYNC_RESUME, system.sync_resume, None),
+    "character:select": Route(world.CHARACTER_SELECT, characters.select, "character:select"),
+    "character:move": Route(world.CHARACTER_MOVE, characters.move, "character:move"),
+    "character:change_zone": Route(world.CHARACTER_CHANGE_ZONE, characters.change_zone, None),
+    "character:action": Route(world.CHARACTER_ACTION, characters.action, "character:action"),
+    "character:status_update": Route(world.CHARACTER_STATUS, characters.status_update, None),
+    "presence:get": Route(world.PRESENCE_GET, presence.get, None),
+    "presence:zone": Route(world.EMPTY, presence.zone, None),
 }
+
+
+# Events too frequent to be worth a place in a user's last 100 activities.
+NOT_RECORDED = frozenset({"ping", "character:move", "chat:typing"})
 
 
 def error_event_for(event: str) -> str:
@@ -99,11 +111,12 @@ async def dispatch(session: Session, inbound: Inbound) -> None:
                 },
             )
             return
+    activity: dict[str, Any]
     try:
         reply = await route.handler(session, payload)
     except Reject as rejection:
         session.reply_error(inbound, error_event_for(inbound.event), rejection.body())
-        return
+        activity = {"ok": False, "code": rejection.code}
     except Exception:
         logger.exception("handler for %s failed", inbound.event)
         session.reply_error(
@@ -111,8 +124,19 @@ async def dispatch(session: Session, inbound: Inbound) -> None:
             error_event_for(inbound.event),
             {"code": ErrorCode.INTERNAL_ERROR, "message": "Internal server error"},
         )
-        return
-    if reply is None:
-        session.reply(inbound, None, None)
+        activity = {"ok": False, "code": ErrorCode.INTERNAL_ERROR.value}
     else:
-        session.reply(inbound, reply.event, reply.data)
+        if reply is None:
+            session.reply(inbound, None, None)
+        else:
+            session.reply(inbound, reply.event, reply.data)
+        activity = {"ok": True, **((reply.activity if reply else None) or {})}
+    if inbound.event not in NOT_RECORDED:
+        await _record(session, inbound.event, activity)
+
+
+async def _record(session: Session, event: str, detail: dict[str, Any]) -> None:
+    try:
+        await session.runtime.presence.record(session, event, detail)
+    except Exception:  # losing one activity entry must not fail the request
+        logger.exception("recording activity %s failed", event)

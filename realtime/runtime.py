@@ -11,9 +11,12 @@ import logging
 
 from realtime.bus import LocalBus, RedisBus
 from realtime.hub import Hub, Member
+from realtime.live import LiveStore, LocalLiveStore, RedisLiveStore
+from realtime.presence.service import Presence
 from realtime.protocol.codecs import CODECS
 from realtime.ratelimit import RateLimiter
 from realtime.redis_client import close_async_redis, redis_enabled
+from realtime.world import PositionWriter
 
 logger = logging.getLogger(__name__)
 
@@ -26,12 +29,19 @@ class Runtime:
             RedisBus(self.hub) if redis_enabled() else LocalBus(self.hub)
         )
         self.limiter = RateLimiter()
+        self.live: LiveStore = RedisLiveStore() if redis_enabled() else LocalLiveStore()
+        self.positions = PositionWriter(self.live)
+        self.presence = Presence(self)
         self.started_at = loop.time()
 
     async def start(self) -> None:
         await self.bus.start()
+        self.presence.start()
+        self.positions.start()
 
     async def stop(self) -> None:
+        await self.presence.stop()
+        await self.positions.stop()
         await self.bus.stop()
         if redis_enabled():
             await close_async_redis()
@@ -43,6 +53,11 @@ class Runtime:
     async def leave(self, room: str, member: Member) -> None:
         if self.hub.leave(room, member):
             await self.bus.room_removed(room)
+
+    async def before_exit(self) -> None:
+        """Graceful shutdown: presence entries removed now, every live position written."""
+        await self.presence.leave_all()
+        await self.positions.flush_all()
 
     async def drop(self, member: Member) -> None:
         for room in self.hub.unregister(member):

@@ -28,6 +28,7 @@ from realtime.protocol.base import Inbound, encode_data
 if TYPE_CHECKING:
     from realtime.protocol.base import Codec
     from realtime.runtime import Runtime
+    from realtime.world import Playing
 
 logger = logging.getLogger(__name__)
 
@@ -77,10 +78,15 @@ class Session:
         self.close_code: int | None = None
         self.connected_at = time.time()
         self.last_activity = time.monotonic()
+        self.away = False
+        self.playing: Playing | None = None
         self.extra: dict[str, Any] = {}
         self._expiry: asyncio.TimerHandle | None = None
         self._hold: set[str] | None = None
         self._held: list[tuple[str, int, str]] = []
+        # Per room, the offset it had when this connection joined: a frame at or below it was
+        # published before the join (and was still in flight on the bus), so it is not sent.
+        self._floors: dict[str, int] = {}
         self._registered = False
 
     # --- identity -----------------------------------------------------------------------
@@ -92,6 +98,13 @@ class Session:
     @property
     def authenticated(self) -> bool:
         return self.account is not None and not self.closed
+
+    async def touch(self) -> None:
+        """A client event (not a ping) arrived: the connection is active."""
+        self.last_activity = time.monotonic()
+        if self.away and self._registered:
+            self.away = False
+            await self.runtime.presence.wake(self)
 
     # --- outbound -----------------------------------------------------------------------
 
@@ -155,6 +168,8 @@ class Session:
     def room_frame(self, room: str, offset: int, frame: str, sender: int) -> None:
         if sender and sender in self.blocked_user_ids:
             return
+        if offset <= self._floors.get(room, 0):
+            return
         if self._hold is not None and room in self._hold:
             self._held.append((room, offset, frame))
             return
@@ -186,13 +201,14 @@ class Session:
         assert self.account is not None and self.token is not None
         self.runtime.hub.register(self)
         self._registered = True
-        for room in (room_names.user_room(self.user_id), *room_names.GLOBAL_ROOMS):
-            await self.join(room)
+        offsets = await self.join_many(
+            [room_names.user_room(self.user_id), *room_names.GLOBAL_ROOMS]
+        )
         self.schedule_expiry(self.token)
+        await self.runtime.presence.connected(self)
         state: dict[str, Any] = {"character": None, "combat": None}
         for hook in initial_state_hooks:
             state.update(await hook(self))
-        offsets = await self.runtime.bus.current_offsets(sorted(self.rooms))
         self.send_event(
             "sync:initial",
             {
@@ -215,6 +231,7 @@ class Session:
         if not self._registered:
             return
         self._registered = False
+        await self._end_presence()
         for hook in end_hooks:
             try:
                 await hook(self)
@@ -223,16 +240,35 @@ class Session:
         self.rooms.clear()
         await self.runtime.drop(self)
 
+    async def _end_presence(self) -> None:
+        try:
+            await self.runtime.presence.disconnected(self)
+            if self.playing is not None:
+                await self.runtime.positions.flush_character(self.playing.character_id)
+        except Exception:
+            logger.exception("ending presence of %s failed", self.socket_id)
+
     # --- rooms --------------------------------------------------------------------------
 
     async def join(self, room: str) -> None:
-        if room not in self.rooms:
+        await self.join_many([room])
+
+    async def join_many(self, rooms: list[str]) -> dict[str, int]:
+        """Join ``rooms``; returns each room's offset at the join (events after it arrive)."""
+        new = [room for room in rooms if room not in self.rooms]
+        for room in new:
             self.rooms.add(room)
             await self.runtime.join(room, self)
+        # Subscribed first, then read: every event after the read offset is delivered.
+        offsets = await self.runtime.bus.current_offsets(sorted(set(rooms)))
+        for room in new:
+            self._floors[room] = offsets[room]
+        return offsets
 
     async def leave(self, room: str) -> None:
         if room in self.rooms:
             self.rooms.discard(room)
+            self._floors.pop(room, None)
             await self.runtime.leave(room, self)
 
     def hold_rooms(self, rooms: set[str]) -> None:
@@ -307,10 +343,34 @@ def _control_leave(session: Session, message: dict[str, Any]) -> None:
         asyncio.get_running_loop().create_task(session.leave(room))
 
 
+def _control_enter_zone(session: Session, message: dict[str, Any]) -> None:
+    """Another connection moved this connection's character to a new zone: follow it."""
+    playing, zone = session.playing, message.get("zone")
+    if playing is None or session.closed or playing.character_id != message.get("characterId"):
+        return
+    if not isinstance(zone, dict) or zone.get("key") == playing.zone:
+        return
+    asyncio.get_running_loop().create_task(_follow_zone(session, zone))
+
+
+async def _follow_zone(session: Session, zone: dict[str, Any]) -> None:
+    playing = session.playing
+    if playing is None:
+        return
+    old = playing.zone
+    if not playing.follow(zone):
+        logger.warning("malformed enter_zone control: %r", zone)
+        return
+    await session.leave(room_names.zone_room(old))
+    await session.join(room_names.zone_room(playing.zone))
+    await session.runtime.presence.playing_changed(session)
+
+
 CONTROL_ACTIONS: dict[str, Callable[[Session, dict[str, Any]], None]] = {
     "revoke": _control_revoke,
     "kick": _control_kick,
     "ban": _control_ban,
     "join": _control_join,
     "leave": _control_leave,
+    "enter_zone": _control_enter_zone,
 }

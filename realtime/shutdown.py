@@ -63,6 +63,10 @@ async def close_all(runtime: Runtime) -> None:
         shutdown = getattr(session, "server_shutdown", None)
         if shutdown is not None:
             shutdown(settings.AETURNIS_SHUTDOWN_RECONNECT_AFTER_MS)
+    try:
+        await asyncio.wait_for(runtime.before_exit(), FLUSH_TIMEOUT_S)
+    except Exception:
+        logger.exception("writing state at shutdown failed")
     for hook in shutdown_hooks:
         try:
             await asyncio.wait_for(hook(), FLUSH_TIMEOUT_S)

@@ -12,3 +12,5 @@ class Reply:
 
     event: str | None
     data: dict[str, Any]
+    # A small detail kept in the user's recent activity for moderators (PROTOCOL.md §5.5).
+    activity: dict[str, Any] | None = None
