@@ -366,6 +366,29 @@ async def _follow_zone(session: Session, zone: dict[str, Any]) -> None:
     await session.runtime.presence.playing_changed(session)
 
 
+def _control_guild(session: Session, message: dict[str, Any]) -> None:
+    """The played character joined or left a guild: follow it into the guild room."""
+    playing = session.playing
+    if playing is None or session.closed or playing.character_id != message.get("characterId"):
+        return
+    guild_id = message.get("guildId")
+    if guild_id is not None and not isinstance(guild_id, int):
+        return
+    asyncio.get_running_loop().create_task(_follow_guild(session, guild_id))
+
+
+async def _follow_guild(session: Session, guild_id: int | None) -> None:
+    playing = session.playing
+    if playing is None or playing.guild_id == guild_id:
+        return
+    if playing.guild_id is not None:
+        await session.leave(room_names.guild_room(playing.guild_id))
+    playing.guild_id = guild_id
+    if guild_id is not None:
+        await session.join(room_names.guild_room(guild_id))
+    await session.runtime.presence.playing_changed(session)
+
+
 CONTROL_ACTIONS: dict[str, Callable[[Session, dict[str, Any]], None]] = {
     "revoke": _control_revoke,
     "kick": _control_kick,
@@ -373,4 +396,5 @@ CONTROL_ACTIONS: dict[str, Callable[[Session, dict[str, Any]], None]] = {
     "join": _control_join,
     "leave": _control_leave,
     "enter_zone": _control_enter_zone,
+    "guild": _control_guild,
 }

@@ -128,6 +128,11 @@ class Presence:
         result = await self.store.put(entry, now_ms=now_ms(), ttl_ms=self._ttl_ms())
         if result.character_left and result.previous is not None:
             await self._character_offline(result.previous)
+        previous_guild = result.previous.guild_id if result.previous else None
+        if entry.guild_id is not None and entry.guild_id != previous_guild:
+            # A guild sees its member arrive when the member's character is played.
+            _, current = await self.store.user_status(session.user_id, now_ms=now_ms())
+            await self._announce(entry, current)
 
     async def disconnected(self, session: Session) -> None:
         removal = await self.store.remove(session.socket_id, now_ms=now_ms())
@@ -252,7 +257,11 @@ class Presence:
     async def _status(self, user_id: int, entry: ConnEntry) -> None:
         """Recompute the user's status; announce it to the guild room when it changed."""
         previous, current = await self.store.user_status(user_id, now_ms=now_ms())
-        if previous == current or entry.guild_id is None:
+        if previous != current:
+            await self._announce(entry, current)
+
+    async def _announce(self, entry: ConnEntry, status: str) -> None:
+        if entry.guild_id is None:
             return
         from realtime import broadcast
 
@@ -260,9 +269,10 @@ class Presence:
             rooms.guild_room(entry.guild_id),
             "presence:changed",
             {
-                "userId": str(user_id),
+                "userId": str(entry.user_id),
                 "characterId": _id(entry.character_id),
-                "status": current,
+                "status": status,
                 "timestamp": now_ms(),
             },
+            exclude=entry.socket_id,
         )

@@ -92,7 +92,7 @@ async def test_idle_user_turns_away_pings_do_not_count_and_an_event_wakes(world:
     for _ in range(6):
         await alice.send_json_to({"event": "ping", "data": {}})
         await asyncio.sleep(0.15)
-    changed = await alice_changed(bob, world)
+    changed = await alice_changed(bob, world, "away")
     assert changed == {
         "userId": world["alice"].user_id,
         "characterId": world["alice"].character_id,
@@ -103,27 +103,59 @@ async def test_idle_user_turns_away_pings_do_not_count_and_an_event_wakes(world:
     state = await ask(bob, "presence:get", {"userIds": [world["alice"].user_id]}, "presence:state")
     assert state["users"][world["alice"].user_id]["status"] == "away"
     await alice.send_json_to({"event": "character:status_update", "data": {"status": "idle"}})
-    back = await alice_changed(bob, world)
+    back = await alice_changed(bob, world, "online")
     assert back["status"] == "online" and back["userId"] == world["alice"].user_id
     await alice.disconnect()
     await bob.disconnect()
 
 
-async def alice_changed(comm: Any, world: Any) -> dict[str, Any]:
+async def alice_changed(comm: Any, world: Any, status: str) -> dict[str, Any]:
     for _ in range(20):
         changed = await next_event(comm, "presence:changed")
-        if changed["userId"] == world["alice"].user_id:
+        if changed["userId"] == world["alice"].user_id and changed["status"] == status:
             return changed
-    raise AssertionError("no presence:changed for alice")
+    raise AssertionError(f"no presence:changed to {status} for alice")
 
 
-async def test_guild_hears_when_a_member_goes_offline(world: Any) -> None:
+async def test_guild_hears_a_member_arrive_and_go_offline(world: Any) -> None:
     bob = await play(world["bob"])
     alice = await play(world["alice"])
+    arrived = await alice_changed(bob, world, "online")
+    assert arrived["characterId"] == world["alice"].character_id
     await alice.disconnect()
-    changed = await next_event(bob, "presence:changed")
-    assert changed["status"] == "offline" and changed["userId"] == world["alice"].user_id
+    await alice_changed(bob, world, "offline")
     await bob.disconnect()
+
+
+async def test_a_character_that_joins_a_guild_while_played_joins_its_room(world: Any) -> None:
+    from characters.models import Guild, GuildMembership
+    from realtime import broadcast, rooms
+
+    carol = await play(world["carol"])
+    guild = await database_sync_to_async(Guild.objects.get)(name="Dawnguard")
+    await database_sync_to_async(GuildMembership.objects.create)(
+        guild=guild, character=world["carol"].character
+    )
+    for _ in range(50):
+        runtime = await get_runtime()
+        if rooms.guild_room(guild.pk) in runtime.hub.rooms and any(
+            getattr(m, "playing", None) and m.playing.name == "Carol"
+            for m in runtime.hub.local_members(rooms.guild_room(guild.pk))
+        ):
+            break
+        await asyncio.sleep(0.05)
+    await broadcast.to_room(rooms.guild_room(guild.pk), "guild:notice", {"text": "welcome"})
+    assert (await next_event(carol, "guild:notice")) == {"text": "welcome"}
+    await database_sync_to_async(
+        GuildMembership.objects.filter(character=world["carol"].character).delete
+    )()
+    for _ in range(50):
+        if "guild:" + str(guild.pk) not in {r for r in (await get_runtime()).hub.rooms}:
+            break
+        await asyncio.sleep(0.05)
+    await broadcast.to_room(rooms.guild_room(guild.pk), "guild:notice", {"text": "bye"})
+    await nothing_more(carol)
+    await carol.disconnect()
 
 
 async def test_non_guild_members_hear_no_presence_changes(world: Any) -> None:
