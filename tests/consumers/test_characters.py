@@ -393,3 +393,34 @@ async def test_offline_only_when_the_last_connection_of_the_character_ends(world
     assert offline["characterId"] == world["alice"].character_id
     assert offline["userId"] == world["alice"].user_id and isinstance(offline["timestamp"], int)
     await bob.disconnect()
+
+
+@FAST
+@override_settings(AETURNIS_POSITION_FLUSH_S=0.1)
+async def test_positions_are_written_behind_periodically(world: Any) -> None:
+    alice = await play(world["alice"])
+    await request(alice, "character:move", {"x": 7, "y": 8}, ack=1)
+    for _ in range(40):
+        stored = await database_sync_to_async(Character.objects.get)(pk=world["alice"].character.pk)
+        if (stored.pos_x, stored.pos_y) == (7.0, 8.0):
+            break
+        await asyncio.sleep(0.05)
+    assert (stored.pos_x, stored.pos_y) == (7.0, 8.0)
+    await alice.disconnect()
+
+
+@FAST
+async def test_graceful_shutdown_writes_every_live_position(world: Any) -> None:
+    from realtime.runtime import get_runtime
+    from realtime.shutdown import close_all
+
+    alice = await play(world["alice"])
+    bob = await play(world["bob"])
+    await request(alice, "character:move", {"x": -3, "y": 4}, ack=1)
+    await request(bob, "character:move", {"x": 6, "y": -2}, ack=1)
+    await close_all(await get_runtime())
+    rows = await database_sync_to_async(
+        lambda: {c.name: (c.pos_x, c.pos_y) for c in Character.objects.all()}
+    )()
+    assert rows["Alice"] == (-3.0, 4.0) and rows["Bob"] == (6.0, -2.0)
+    assert (await next_event(alice, "system:shutdown"))["reconnectAfterMs"] >= 0
