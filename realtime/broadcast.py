@@ -13,7 +13,7 @@ import logging
 from typing import Any
 
 from realtime import rooms
-from realtime.bus import control_sync, publish_sync
+from realtime.bus import control_sync, process_control_sync, publish_sync
 from realtime.constants import ROOM_GLOBAL_CHAT, ROOM_GLOBAL_EVENTS
 from realtime.protocol.base import encode_data
 from realtime.redis_client import redis_enabled
@@ -76,6 +76,23 @@ def control_sync_room(room: str, action: str, **fields: Any) -> None:
     runtime = current_runtime()
     if runtime is not None:
         runtime.bus.control_from_thread(room, message)
+
+
+async def to_processes(action: str, **fields: Any) -> None:
+    """Tell every server process (not its connections) to do ``action``."""
+    runtime = await get_runtime()
+    await runtime.bus.process_control({"action": action, **fields})
+
+
+def to_processes_sync(action: str, **fields: Any) -> None:
+    """``to_processes`` for sync code; without Redis it reaches this process only."""
+    message = {"action": action, **fields}
+    if redis_enabled():
+        process_control_sync(message)
+        return
+    runtime = current_runtime()
+    if runtime is not None:
+        runtime.bus.process_control_from_thread(message)
 
 
 def reaches_other_processes() -> bool:

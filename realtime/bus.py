@@ -15,6 +15,7 @@ import contextlib
 import logging
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -30,6 +31,26 @@ logger = logging.getLogger(__name__)
 
 EVENT_MESSAGE = "room.event"
 CONTROL_MESSAGE = "room.control"
+PROCESS_MESSAGE = "process.control"
+# Every process's router channel is in this group: messages for processes, not connections
+# (e.g. "the profanity list changed, reload it").
+PROCESS_GROUP = "aeturnis.processes"
+
+ProcessHandler = Callable[[dict[str, Any]], None]
+PROCESS_HANDLERS: dict[str, ProcessHandler] = {}
+
+
+def handle_process_message(message: dict[str, Any]) -> None:
+    handler = PROCESS_HANDLERS.get(str(message.get("action")))
+    if handler is None:
+        logger.warning("unknown process control %r", message.get("action"))
+        return
+    try:
+        handler(message)
+    except Exception:
+        logger.exception("process control %r failed", message.get("action"))
+
+
 OFFSET_KEY_TTL_S = 7 * 24 * 3600
 
 
@@ -120,6 +141,14 @@ class LocalBus:
         if loop is not None and not loop.is_closed():
             loop.call_soon_threadsafe(self.hub.control, room, message)
 
+    async def process_control(self, message: dict[str, Any]) -> None:
+        handle_process_message(message)
+
+    def process_control_from_thread(self, message: dict[str, Any]) -> None:
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(handle_process_message, message)
+
     async def replay(self, room: str, after: int) -> Replay:
         entries = list(self._history.get(room, ()))
         return replay_from(entries, self._offsets.get(room, 0), after, now_ms())
@@ -197,6 +226,7 @@ class RedisBus:
     async def start(self) -> None:
         self._channel = await self._layer.new_channel("router.")
         self._script = async_redis().register_script(_PUBLISH_LUA)
+        await self._layer.group_add(PROCESS_GROUP, self._channel)
         self._router = asyncio.get_running_loop().create_task(self._route())
 
     async def stop(self) -> None:
@@ -227,6 +257,12 @@ class RedisBus:
 
     def publish_from_thread(self, room: str, event: str, data_json: str) -> None:
         publish_sync(room, event, data_json)
+
+    async def process_control(self, message: dict[str, Any]) -> None:
+        await self._layer.group_send(PROCESS_GROUP, {**message, "type": PROCESS_MESSAGE})
+
+    def process_control_from_thread(self, message: dict[str, Any]) -> None:
+        process_control_sync(message)
 
     def control_from_thread(self, room: str, message: dict[str, Any]) -> None:
         control_sync(room, message)
@@ -262,6 +298,8 @@ class RedisBus:
                     )
                 elif kind == CONTROL_MESSAGE:
                     self.hub.control(message["room"], message)
+                elif kind == PROCESS_MESSAGE:
+                    handle_process_message(message)
                 else:
                     logger.warning("router: unexpected message type %r", kind)
             except asyncio.CancelledError:
@@ -275,6 +313,13 @@ def publish_sync(room: str, event: str, data_json: str) -> int:
     keys, args = _publish_args(room, event, data_json)
     offset = cast(int, sync_redis().eval(_PUBLISH_LUA, len(keys), *keys, *args))
     return int(offset)
+
+
+def process_control_sync(message: dict[str, Any]) -> None:
+    """Tell every server process (through Redis) to do ``message["action"]``."""
+    layer: Any = get_channel_layer()
+    payload = layer.serialize({**message, "type": PROCESS_MESSAGE})
+    sync_redis().publish(f"{_layer_prefix()}__group__{PROCESS_GROUP}", payload)
 
 
 def control_sync(room: str, message: dict[str, Any]) -> None:

@@ -14,8 +14,9 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 
 from realtime.errors import ErrorCode, Reject
-from realtime.handlers import characters, presence, system
+from realtime.handlers import characters, chat, presence, system
 from realtime.handlers.reply import Reply
+from realtime.protocol import chat_payloads as chat_p
 from realtime.protocol import payloads
 from realtime.protocol import world_payloads as world
 from realtime.protocol.base import Inbound
@@ -47,6 +48,14 @@ ROUTES: dict[str, Route] = {
     "character:status_update": Route(world.CHARACTER_STATUS, characters.status_update, None),
     "presence:get": Route(world.PRESENCE_GET, presence.get, None),
     "presence:zone": Route(world.EMPTY, presence.zone, None),
+    "chat:message": Route(chat_p.CHAT_MESSAGE, chat.message, "chat:message"),
+    "chat:whisper": Route(chat_p.CHAT_WHISPER, chat.whisper, "chat:whisper"),
+    "chat:emote": Route(chat_p.CHAT_EMOTE, chat.emote, "chat:emote"),
+    "chat:history": Route(chat_p.CHAT_HISTORY, chat.history, None),
+    "chat:typing": Route(chat_p.CHAT_TYPING, chat.typing, "chat:typing"),
+    "chat:block": Route(chat_p.CHAT_USER, chat.block, None),
+    "chat:unblock": Route(chat_p.CHAT_USER, chat.unblock, None),
+    "chat:blocklist": Route(world.EMPTY, chat.blocklist, None),
 }
 
 

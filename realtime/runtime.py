@@ -32,6 +32,9 @@ class Runtime:
         self.live: LiveStore = RedisLiveStore() if redis_enabled() else LocalLiveStore()
         self.positions = PositionWriter(self.live)
         self.presence = Presence(self)
+        # Per-runtime state of feature modules that the runtime itself does not know about
+        # (chat's message writer, typing state), keyed by the module that owns it.
+        self.ext: dict[str, object] = {}
         self.started_at = loop.time()
 
     async def start(self) -> None:

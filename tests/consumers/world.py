@@ -47,12 +47,20 @@ def second_character(player: Player, name: str, zone_key: str) -> Character:
 async def request(
     comm: WebsocketCommunicator, event: str, data: Any, ack: int | None = None
 ) -> dict[str, Any]:
-    """Send ``event`` and return the next frame addressed to this request."""
+    """Send ``event`` and return the next frame addressed to this request.
+
+    Room broadcasts (frames with a ``room``) that arrive meanwhile are skipped: a reply or an
+    ack is never a room event.
+    """
     frame: dict[str, Any] = {"event": event, "data": data}
     if ack is not None:
         frame["ack"] = ack
     await comm.send_json_to(frame)
-    return await comm.receive_json_from(timeout=WS_TIMEOUT)
+    for _ in range(50):
+        reply = await comm.receive_json_from(timeout=WS_TIMEOUT)
+        if "room" not in reply:
+            return reply  # type: ignore[no-any-return]
+    raise AssertionError(f"no reply to {event} in 50 frames")
 
 
 async def ask(comm: WebsocketCommunicator, event: str, data: Any, reply: str) -> dict[str, Any]:
@@ -83,3 +91,10 @@ async def play(player: Player, character_id: str | None = None) -> WebsocketComm
 async def nothing_more(comm: WebsocketCommunicator, wait: float = 0.3) -> None:
     if not await comm.receive_nothing(timeout=wait):
         raise AssertionError(f"unexpected frame: {await comm.receive_output()}")
+
+
+async def no_event(comm: WebsocketCommunicator, event: str, wait: float = 0.3) -> None:
+    """No ``event`` frame arrives within ``wait`` seconds (other frames are ignored)."""
+    while not await comm.receive_nothing(timeout=wait):
+        frame = await comm.receive_json_from()
+        assert frame.get("event") != event, frame

@@ -1,0 +1,221 @@
+"""Write-side of chat: store messages, blocks, mutes, moderation. Services never send anything.
+
+Messages are stored in batches (``chat_messages_store``) so that a busy zone shares one
+transaction per batch instead of one per message; each message is committed before anything
+about it is broadcast.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.contrib.auth import get_user_model
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from characters.models import Character
+from chat.models import Block, Channel, ChatMessage, Mute, ProfanityWord, whisper_pair
+
+
+class ChatError(Exception):
+    code = "INVALID_REQUEST"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class UserNotFound(ChatError):
+    code = "USER_NOT_FOUND"
+
+
+@dataclass(frozen=True, slots=True)
+class NewMessage:
+    channel: str
+    sender_id: int
+    character_id: int | None
+    sender_name: str
+    text: str
+    filtered: bool
+    sent_ms: int
+    zone_id: int | None = None
+    guild_id: int | None = None
+    recipient_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMessage:
+    id: int
+    channel: str
+    sender_id: int
+    character_id: int | None
+    sender_name: str
+    text: str
+    sent_ms: int
+    zone_key: str | None
+    guild_id: int | None
+    recipient_id: int | None
+
+
+def _stored(message: ChatMessage, zone_key: str | None) -> StoredMessage:
+    return StoredMessage(
+        id=message.pk,
+        channel=message.channel,
+        sender_id=message.sender_id,
+        character_id=message.sender_character_id,
+        sender_name=message.sender_name,
+        text=message.text,
+        sent_ms=message.sent_ms,
+        zone_key=zone_key,
+        guild_id=message.guild_id,
+        recipient_id=message.recipient_id,
+    )
+
+
+@transaction.atomic
+def chat_messages_store(*, messages: Sequence[NewMessage]) -> list[int]:
+    """Store ``messages`` in one transaction; their ids, in order."""
+    rows = [
+        ChatMessage(
+            channel=m.channel,
+            zone_id=m.zone_id,
+            guild_id=m.guild_id,
+            sender_id=m.sender_id,
+            sender_character_id=m.character_id,
+            sender_name=m.sender_name,
+            recipient_id=m.recipient_id,
+            pair=whisper_pair(m.sender_id, m.recipient_id) if m.recipient_id else "",
+            text=m.text,
+            filtered=m.filtered,
+            sent_ms=m.sent_ms,
+        )
+        for m in messages
+    ]
+    created = ChatMessage.objects.bulk_create(rows)
+    return [row.pk for row in created]
+
+
+# --- history --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryQuery:
+    user_id: int
+    channel: str
+    zone_id: int | None = None
+    guild_id: int | None = None
+    with_user_id: int | None = None
+    before: tuple[int, int] | None = None  # (sent_ms, id), exclusive
+    limit: int = 50
+    blocked: frozenset[int] = frozenset()
+
+
+def chat_history(query: HistoryQuery) -> tuple[list[StoredMessage], tuple[int, int] | None]:
+    """One page of history, oldest first, and the cursor of the next (older) page or None.
+
+    Pages are cut on ``(sent_ms, id)``, a strict total order, so paging never skips or repeats
+    a message even when many share a millisecond. Deleted messages and messages from users
+    ``blocked`` are left out.
+    """
+    qs = ChatMessage.objects.filter(channel=query.channel, deleted_at__isnull=True)
+    if query.channel == Channel.ZONE:
+        qs = qs.filter(zone_id=query.zone_id or 0)
+    elif query.channel == Channel.GUILD:
+        qs = qs.filter(guild_id=query.guild_id or 0)
+    elif query.channel == Channel.WHISPER:
+        if query.with_user_id is not None:
+            qs = qs.filter(pair=whisper_pair(query.user_id, query.with_user_id))
+        else:
+            qs = qs.filter(Q(sender_id=query.user_id) | Q(recipient_id=query.user_id))
+    if query.blocked:
+        qs = qs.exclude(sender_id__in=query.blocked)
+    if query.before is not None:
+        ms, message_id = query.before
+        qs = qs.filter(Q(sent_ms__lt=ms) | Q(sent_ms=ms, id__lt=message_id))
+    rows = list(qs.select_related("zone").order_by("-sent_ms", "-id")[: query.limit + 1])
+    more = len(rows) > query.limit
+    rows = rows[: query.limit]
+    page = [_stored(row, row.zone.key if row.zone else None) for row in reversed(rows)]
+    next_cursor = (rows[-1].sent_ms, rows[-1].pk) if more and rows else None
+    return page, next_cursor
+
+
+# --- whispers, blocks, mutes ----------------------------------------------------------------
+
+
+def user_exists(user_id: int) -> bool:
+    return get_user_model().objects.filter(pk=user_id).exists()
+
+
+def user_id_for_character_name(name: str) -> int | None:
+    """The owner of the character called ``name`` (case-insensitive), if any."""
+    row = Character.objects.filter(name__iexact=name.strip()).values_list("owner_id").first()
+    return row[0] if row else None
+
+
+def blocked_ids(owner_id: int) -> list[int]:
+    return sorted(Block.objects.filter(owner_id=owner_id).values_list("blocked_id", flat=True))
+
+
+def is_blocked_by(*, owner_id: int, user_id: int) -> bool:
+    """Whether ``owner_id`` blocks ``user_id``."""
+    return Block.objects.filter(owner_id=owner_id, blocked_id=user_id).exists()
+
+
+def block_add(*, owner_id: int, blocked_id: int) -> list[int]:
+    """Block ``blocked_id`` (idempotent); the owner's block list after the change."""
+    if blocked_id == owner_id:
+        raise ChatError("You cannot block yourself")
+    if not user_exists(blocked_id):
+        raise UserNotFound(f"User {blocked_id} does not exist")
+    try:
+        with transaction.atomic():
+            Block.objects.get_or_create(owner_id=owner_id, blocked_id=blocked_id)
+    except IntegrityError:  # a concurrent block of the same user won the race
+        pass
+    return blocked_ids(owner_id)
+
+
+def block_remove(*, owner_id: int, blocked_id: int) -> list[int]:
+    if not user_exists(blocked_id):
+        raise UserNotFound(f"User {blocked_id} does not exist")
+    Block.objects.filter(owner_id=owner_id, blocked_id=blocked_id).delete()
+    return blocked_ids(owner_id)
+
+
+def mute_until(user_id: int) -> datetime | None:
+    """The end of the user's longest running mute, or None."""
+    mute = Mute.objects.filter(user_id=user_id, until__gt=timezone.now()).order_by("-until")
+    row = mute.values_list("until", flat=True).first()
+    return row
+
+
+def mute_set(*, user_id: int, minutes: float, reason: str, by_id: int | None) -> Mute:
+    if not user_exists(user_id):
+        raise UserNotFound(f"User {user_id} does not exist")
+    until = timezone.now() + timedelta(minutes=minutes)
+    return Mute.objects.create(user_id=user_id, until=until, reason=reason, created_by_id=by_id)
+
+
+def message_delete(*, message_id: int, by_id: int | None) -> StoredMessage | None:
+    """Soft-delete a message (moderation); None when it does not exist or was deleted."""
+    with transaction.atomic():
+        row = (
+            ChatMessage.objects.select_for_update(of=("self",))
+            .select_related("zone")
+            .filter(pk=message_id, deleted_at__isnull=True)
+            .first()
+        )
+        if row is None:
+            return None
+        row.deleted_at = timezone.now()
+        row.deleted_by_id = by_id
+        row.save(update_fields=["deleted_at", "deleted_by"])
+        return _stored(row, row.zone.key if row.zone else None)
+
+
+def profanity_words() -> list[str]:
+    return list(ProfanityWord.objects.values_list("word", flat=True))
