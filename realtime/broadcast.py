@@ -44,7 +44,7 @@ async def to_global_chat(event: str, data: Any, *, exclude: str = "", sender: in
     return await to_room(ROOM_GLOBAL_CHAT, event, data, exclude=exclude, sender=sender)
 
 
-async def control(room: str, action: str, **fields: Any) -> None:
+async def control(room: str, action: str, /, **fields: Any) -> None:
     """Tell every connection in ``room`` on every process to do ``action`` (revoke, kick, ...)."""
     runtime = await get_runtime()
     await runtime.bus.control(room, {"action": action, **fields})
@@ -67,7 +67,7 @@ def to_user_sync(user_id: int | str, event: str, data: Any) -> None:
     to_room_sync(rooms.user_room(user_id), event, data)
 
 
-def control_sync_room(room: str, action: str, **fields: Any) -> None:
+def control_sync_room(room: str, action: str, /, **fields: Any) -> None:
     """``control`` for sync code."""
     message = {"action": action, **fields}
     if redis_enabled():

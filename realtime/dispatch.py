@@ -14,9 +14,10 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 
 from realtime.errors import ErrorCode, Reject
-from realtime.handlers import characters, chat, presence, system
+from realtime.handlers import characters, chat, combat, presence, system
 from realtime.handlers.reply import Reply
 from realtime.protocol import chat_payloads as chat_p
+from realtime.protocol import combat_payloads as combat_p
 from realtime.protocol import payloads
 from realtime.protocol import world_payloads as world
 from realtime.protocol.base import Inbound
@@ -56,6 +57,15 @@ ROUTES: dict[str, Route] = {
     "chat:block": Route(chat_p.CHAT_USER, chat.block, None),
     "chat:unblock": Route(chat_p.CHAT_USER, chat.unblock, None),
     "chat:blocklist": Route(world.EMPTY, chat.blocklist, None),
+    "combat:start": Route(combat_p.COMBAT_START, combat.start, "combat:start"),
+    "combat:challenge": Route(combat_p.COMBAT_CHALLENGE, combat.challenge, "combat:challenge"),
+    "combat:challenge_response": Route(
+        combat_p.COMBAT_CHALLENGE_RESPONSE, combat.challenge_response, None
+    ),
+    "combat:join": Route(combat_p.COMBAT_SESSION, combat.join, None),
+    "combat:action": Route(combat_p.COMBAT_ACTION, combat.action, "combat:action"),
+    "combat:flee": Route(combat_p.COMBAT_SESSION, combat.flee, "combat:flee"),
+    "combat:get_state": Route(combat_p.COMBAT_SESSION, combat.get_state, None),
 }
 
 

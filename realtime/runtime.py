@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from realtime.bus import LocalBus, RedisBus
 from realtime.hub import Hub, Member
@@ -19,6 +21,11 @@ from realtime.redis_client import close_async_redis, redis_enabled
 from realtime.world import PositionWriter
 
 logger = logging.getLogger(__name__)
+
+
+# Feature modules (combat's turn-deadline ticker, ...) register what every process must run.
+StartHook = Callable[["Runtime"], Coroutine[Any, Any, None]]
+start_hooks: list[StartHook] = []
 
 
 class Runtime:
@@ -35,14 +42,20 @@ class Runtime:
         # Per-runtime state of feature modules that the runtime itself does not know about
         # (chat's message writer, typing state), keyed by the module that owns it.
         self.ext: dict[str, object] = {}
+        self._tasks: list[asyncio.Task[None]] = []
         self.started_at = loop.time()
 
     async def start(self) -> None:
         await self.bus.start()
         self.presence.start()
         self.positions.start()
+        for hook in start_hooks:
+            self._tasks.append(self.loop.create_task(hook(self)))
 
     async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.presence.stop()
         await self.positions.stop()
         await self.bus.stop()

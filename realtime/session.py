@@ -21,6 +21,7 @@ from realtime.auth.handshake import Account, authenticate, check_connect_allowed
 from realtime.auth.sources import Scope, client_ip
 from realtime.auth.tokens import TokenInfo
 from realtime.constants import CloseCode, CloseReason
+from realtime.controls import CONTROL_ACTIONS
 from realtime.errors import HANDSHAKE_MESSAGES, ErrorCode
 from realtime.outbound import Outbound, Send
 from realtime.protocol.base import Inbound, encode_data
@@ -316,85 +317,3 @@ class Session:
             return
         self.send_event("system:shutdown", {"reconnectAfterMs": reconnect_after_ms})
         self.close(CloseCode.SERVICE_RESTART, CloseReason.SERVER_RESTART)
-
-
-def _control_revoke(session: Session, message: dict[str, Any]) -> None:
-    if session.token is not None and session.token.jti == message.get("jti"):
-        session.end_auth(ErrorCode.TOKEN_REVOKED)
-
-
-def _control_kick(session: Session, message: dict[str, Any]) -> None:
-    session.kick(str(message.get("reason") or "Kicked by a moderator"))
-
-
-def _control_ban(session: Session, message: dict[str, Any]) -> None:
-    session.kick(str(message.get("reason") or "Account is banned"), CloseReason.USER_BANNED)
-
-
-def _control_join(session: Session, message: dict[str, Any]) -> None:
-    room = message.get("room")
-    if isinstance(room, str) and not session.closed:
-        asyncio.get_running_loop().create_task(session.join(room))
-
-
-def _control_leave(session: Session, message: dict[str, Any]) -> None:
-    room = message.get("room")
-    if isinstance(room, str):
-        asyncio.get_running_loop().create_task(session.leave(room))
-
-
-def _control_enter_zone(session: Session, message: dict[str, Any]) -> None:
-    """Another connection moved this connection's character to a new zone: follow it."""
-    playing, zone = session.playing, message.get("zone")
-    if playing is None or session.closed or playing.character_id != message.get("characterId"):
-        return
-    if not isinstance(zone, dict) or zone.get("key") == playing.zone:
-        return
-    asyncio.get_running_loop().create_task(_follow_zone(session, zone))
-
-
-async def _follow_zone(session: Session, zone: dict[str, Any]) -> None:
-    playing = session.playing
-    if playing is None:
-        return
-    old = playing.zone
-    if not playing.follow(zone):
-        logger.warning("malformed enter_zone control: %r", zone)
-        return
-    await session.leave(room_names.zone_room(old))
-    await session.join(room_names.zone_room(playing.zone))
-    await session.runtime.presence.playing_changed(session)
-
-
-def _control_guild(session: Session, message: dict[str, Any]) -> None:
-    """The played character joined or left a guild: follow it into the guild room."""
-    playing = session.playing
-    if playing is None or session.closed or playing.character_id != message.get("characterId"):
-        return
-    guild_id = message.get("guildId")
-    if guild_id is not None and not isinstance(guild_id, int):
-        return
-    asyncio.get_running_loop().create_task(_follow_guild(session, guild_id))
-
-
-async def _follow_guild(session: Session, guild_id: int | None) -> None:
-    playing = session.playing
-    if playing is None or playing.guild_id == guild_id:
-        return
-    if playing.guild_id is not None:
-        await session.leave(room_names.guild_room(playing.guild_id))
-    playing.guild_id = guild_id
-    if guild_id is not None:
-        await session.join(room_names.guild_room(guild_id))
-    await session.runtime.presence.playing_changed(session)
-
-
-CONTROL_ACTIONS: dict[str, Callable[[Session, dict[str, Any]], None]] = {
-    "revoke": _control_revoke,
-    "kick": _control_kick,
-    "ban": _control_ban,
-    "join": _control_join,
-    "leave": _control_leave,
-    "enter_zone": _control_enter_zone,
-    "guild": _control_guild,
-}

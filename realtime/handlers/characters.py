@@ -14,6 +14,7 @@ from django.conf import settings
 from characters import rules, services
 from characters.errors import CharacterError
 from characters.selectors import CharacterView
+from combat.services import active_session_for_character
 from realtime import broadcast
 from realtime import rooms as room_names
 from realtime.constants import CloseReason
@@ -91,13 +92,11 @@ async def live_state(session: Session, playing: Playing) -> LiveState:
     return state
 
 
-async def select(session: Session, payload: CharacterSelectPayload) -> Reply:
-    try:
-        view = await db(
-            services.character_select, user_id=session.user_id, character_id=payload.characterId
-        )
-    except CharacterError as exc:
-        raise _refused(exc) from None
+async def enter_world(session: Session, view: CharacterView) -> rules.Position:
+    """Make ``view`` this connection's character: rooms, live state, presence, ``online``.
+
+    Leaves the rooms of a character played before. Returns the live position.
+    """
     runtime = session.runtime
     previous = session.playing
     if previous is not None:
@@ -120,7 +119,6 @@ async def select(session: Session, payload: CharacterSelectPayload) -> Reply:
         ]
     )
     await runtime.presence.playing_changed(session)
-    timestamp = now_ms()
     await broadcast.to_room(
         room_names.zone_room(playing.zone),
         "character:online",
@@ -129,14 +127,25 @@ async def select(session: Session, payload: CharacterSelectPayload) -> Reply:
             "userId": str(session.user_id),
             "name": view.name,
             "position": wire_position(position),
-            "timestamp": timestamp,
+            "timestamp": now_ms(),
         },
         exclude=session.socket_id,
         sender=session.user_id,
     )
+    return position
+
+
+async def select(session: Session, payload: CharacterSelectPayload) -> Reply:
+    try:
+        view = await db(
+            services.character_select, user_id=session.user_id, character_id=payload.characterId
+        )
+    except CharacterError as exc:
+        raise _refused(exc) from None
+    position = await enter_world(session, view)
     return Reply(
         "character:selected",
-        {"character": wire_character(view, position), "timestamp": timestamp},
+        {"character": wire_character(view, position), "timestamp": now_ms()},
         activity={"characterId": str(view.id), "zone": view.zone.key},
     )
 
@@ -207,6 +216,8 @@ def _violation(session: Session, playing: Playing, verdict: rules.MoveVerdict, n
 async def change_zone(session: Session, payload: CharacterChangeZonePayload) -> Reply:
     playing = playing_of(session)
     staff = bool(session.account and session.account.is_staff)
+    if await db(active_session_for_character, playing.character_id) is not None:
+        raise Reject(ErrorCode.IN_COMBAT, "You cannot leave the zone during a fight")
     try:
         change = await db(
             services.character_zone_change,

@@ -18,6 +18,7 @@ from realtime import broadcast
 from realtime import rooms as room_names
 from realtime.chat_support import MessageWriter, profanity_filter
 from realtime.constants import ROOM_GLOBAL_CHAT
+from realtime.controls import CONTROL_ACTIONS
 from realtime.db import db
 from realtime.errors import ErrorCode, Reject
 from realtime.handlers.reply import Reply
@@ -32,7 +33,6 @@ from realtime.protocol.chat_payloads import (
 from realtime.protocol.world_payloads import EmptyPayload
 from realtime.runtime import Runtime, current_runtime
 from realtime.session import (
-    CONTROL_ACTIONS,
     Session,
     end_hooks,
     initial_state_hooks,

@@ -145,7 +145,16 @@ def test_demo_players_are_not_staff(seeded: str) -> None:
     assert not get_user_model().objects.filter(username__in=DEMO_PLAYERS, is_staff=True).exists()
 
 
-def test_seed_creates_no_monsters_or_extra_accounts(seeded: str) -> None:
+def test_seed_creates_the_goblin_and_the_stronger_wolf(seeded: str) -> None:
+    from combat.models import MonsterTemplate
+
+    monsters = {m.key: m for m in MonsterTemplate.objects.all()}
+    assert set(monsters) == {"goblin", "wolf"}
+    assert monsters["wolf"].level > monsters["goblin"].level
+    assert monsters["wolf"].max_hp > monsters["goblin"].max_hp
+
+
+def test_seed_creates_no_extra_accounts(seeded: str) -> None:
     assert world_counts() == {
         "zones": 4,
         # Symmetrical M2M: one through row per direction of each adjacency.

@@ -4,7 +4,7 @@ Idempotent: every run leaves the same world. Zones, the four demo players, their
 the Dawnguard guild and the ``gm`` moderator are created or reset to their defined state (the
 password included, so it always works after a run). Load-test players (``--players N``) are only
 created when missing; existing ones are left as they are. Everything happens in one transaction.
-Monsters belong to the combat app and are not created here.
+The monsters of §9 (``goblin``, ``wolf``) are created or reset here too.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from characters.models import (
     GuildRole,
     Zone,
 )
+from combat.models import MonsterTemplate
 
 DEMO_PASSWORD = "aeturnis-demo"  # noqa: S105 - public by design (PROTOCOL.md §9)
 MODERATOR_USERNAME = "gm"
@@ -75,6 +76,14 @@ PLAYERS: tuple[PlayerSpec, ...] = (
     PlayerSpec("carol", CharacterClass.ROGUE, 4),
     PlayerSpec("dave", CharacterClass.CLERIC, 1),
 )
+
+# The monsters of PROTOCOL.md §9: a weak goblin and a stronger wolf.
+MONSTERS: tuple[dict[str, Any], ...] = (
+    {"key": "goblin", "name": "Goblin", "level": 1, "max_hp": 35, "max_mp": 0, "strength": 8,
+     "agility": 9, "intelligence": 4, "xp_reward": 25, "gold_reward": 10},
+    {"key": "wolf", "name": "Wolf", "level": 3, "max_hp": 70, "max_mp": 0, "strength": 13,
+     "agility": 14, "intelligence": 3, "xp_reward": 60, "gold_reward": 5},
+)  # fmt: skip
 
 # Level-1 strength, agility, intelligence per class; the primary stat grows by 2 a level,
 # the others by 1.
@@ -124,7 +133,7 @@ class SeedReport:
         bucket[what] = bucket.get(what, 0) + n
 
     def lines(self) -> list[str]:
-        kinds = ("zones", "users", "characters", "guilds", "memberships")
+        kinds = ("zones", "users", "characters", "guilds", "memberships", "monsters")
         return [
             f"  {kind}: {self.created.get(kind, 0)} created, "
             f"{self.existing.get(kind, 0)} already there"
@@ -220,6 +229,14 @@ def seed_guild(characters: dict[str, Character], report: SeedReport) -> Guild:
     return guild
 
 
+def seed_monsters(report: SeedReport) -> None:
+    for spec in MONSTERS:
+        _, created = MonsterTemplate.objects.update_or_create(
+            key=spec["key"], defaults={k: v for k, v in spec.items() if k != "key"}
+        )
+        report.count("monsters", created=created)
+
+
 def seed_load_players(
     count: int, zones: Iterable[Zone], password_hash: str, report: SeedReport
 ) -> None:
@@ -313,6 +330,7 @@ class Command(BaseCommand):
             characters = seed_players(zones, password_hash, report)
             seed_guild(characters, report)
             seed_user(MODERATOR_USERNAME, password_hash, report, moderator=True)
+            seed_monsters(report)
             seed_load_players(players, zones.values(), password_hash, report)
         self._print_summary(report, players)
 
