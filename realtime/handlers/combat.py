@@ -54,8 +54,11 @@ async def _join_fight(view: CombatView) -> None:
 
 
 async def publish(view: CombatView) -> None:
-    """The applied steps, then whose turn it is or how the fight ended."""
-    room = room_names.combat_room(view.session_id)
+    """The applied steps, then whose turn it is or how the fight ended, to the fight's room."""
+    await _publish_to(room_names.combat_room(view.session_id), view)
+
+
+async def _publish_to(room: str, view: CombatView) -> None:
     session_id = str(view.session_id)
     for step in view.steps:
         outcome = step.outcome
@@ -119,12 +122,14 @@ def _character_of(state: dict[str, Any], participant_id: str) -> str | None:
 
 
 async def _started(session: Session, view: CombatView) -> None:
-    session_room = room_names.combat_room(view.session_id)
-    await session.join(session_room)
+    """A new fight: its first events go to each participant's character room, because their
+    connections (on any process) are joining the fight's room at this very moment."""
+    await session.join(room_names.combat_room(view.session_id))
     await _join_fight(view)
     for character_id in view.character_ids:
-        await broadcast.to_room(room_names.character_room(character_id), "combat:start", view.state)
-    await publish(view)
+        room = room_names.character_room(character_id)
+        await broadcast.to_room(room, "combat:start", view.state)
+        await _publish_to(room, view)
 
 
 async def start(session: Session, payload: CombatStartPayload) -> Reply:

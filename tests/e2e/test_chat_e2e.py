@@ -32,12 +32,12 @@ from tests.e2e.conftest import (
     RELAXED_IP_LIMITS,
     ServerProcess,
     connect_authenticated,
-    create_user,
     is_int,
     obtain_tokens,
     recv_event,
     requires_redis_and_postgres,
 )
+from tests.e2e.players import Player, create_player
 
 pytestmark = [
     pytest.mark.e2e,
@@ -57,72 +57,6 @@ MESSAGES_PER_SENDING_SOCKET = 100
 
 
 # --- players ------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Player:
-    user_id: int
-    username: str
-    character_id: int
-    character_name: str
-
-    @property
-    def uid(self) -> str:
-        return str(self.user_id)
-
-    @property
-    def cid(self) -> str:
-        return str(self.character_id)
-
-
-def _ensure_zones() -> dict[str, Any]:
-    """The demo zones and their neighbours (PROTOCOL.md §9), created when missing.
-
-    pytest-django empties every table after a transactional test, so each test needs them again.
-    """
-    from characters.management.commands.seed_demo import ADJACENCY, ZONES
-    from characters.models import Zone
-
-    zones: dict[str, Any] = {}
-    for spec in ZONES:
-        min_x, max_x, min_y, max_y = spec.bounds
-        spawn_x, spawn_y, spawn_z = spec.spawn
-        zones[spec.key], _ = Zone.objects.get_or_create(
-            key=spec.key,
-            defaults={
-                "name": spec.name,
-                "min_x": min_x,
-                "max_x": max_x,
-                "min_y": min_y,
-                "max_y": max_y,
-                "spawn_x": spawn_x,
-                "spawn_y": spawn_y,
-                "spawn_z": spawn_z,
-            },
-        )
-    for a, b in ADJACENCY:
-        zones[a].neighbours.add(zones[b])
-    return zones
-
-
-async def create_player(zone_key: str = VILLAGE) -> Player:
-    """A committed user with one character of its own in ``zone_key`` at (0, 0, 0)."""
-    from channels.db import database_sync_to_async
-
-    user = await create_user()
-    name = f"E2e{uuid.uuid4().hex[:12]}"
-
-    def create() -> int:
-        from characters.models import Character
-
-        zone = _ensure_zones()[zone_key]
-        character = Character.objects.create(
-            owner_id=user.pk, name=name, zone=zone, pos_x=0, pos_y=0, pos_z=0, direction=0
-        )
-        return int(character.pk)
-
-    character_id = await database_sync_to_async(create)()
-    return Player(user.pk, user.username, character_id, name)
 
 
 async def stored_messages() -> list[dict[str, Any]]:
