@@ -1,0 +1,274 @@
+"""Socket.IO transport codec (PROTOCOL.md §1.2): Engine.IO v4 framing carrying Socket.IO v5.
+
+Engine.IO protocol 4 is the transport layer: every WebSocket text frame is one packet, a type
+character (``0`` open … ``6`` noop) followed by its payload. Socket.IO protocol 5 rides inside
+Engine.IO ``message`` packets (``4``) with the encoding
+``<type>[<attachments>-][<namespace>,][<ack id>][<JSON payload>]``, so a client event is
+``42["chat:message",{...}]`` and its acknowledgement ``43<id>[{...}]``.
+
+This module is pure: it parses and builds packet strings and raises ``FrameError`` for anything
+malformed. Only text packets on the default namespace ``/`` are served; binary attachments are
+refused. Outbound frames splice event data that was JSON-encoded once (``encode_data``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from realtime.protocol.base import FrameError, Inbound, dumps_str
+
+# Engine.IO v4 packet type characters
+EIO_OPEN, EIO_CLOSE, EIO_PING, EIO_PONG, EIO_MESSAGE, EIO_UPGRADE, EIO_NOOP = (
+    "0",
+    "1",
+    "2",
+    "3",
+    "4",
+    "5",
+    "6",
+)
+# Socket.IO v5 packet types
+CONNECT, DISCONNECT, EVENT, ACK, CONNECT_ERROR, BINARY_EVENT, BINARY_ACK = range(7)
+
+_EIO_TYPES = frozenset("0123456")
+_SIO_TYPES = {str(code): code for code in range(7)}
+_BINARY_TYPES = frozenset({BINARY_EVENT, BINARY_ACK})
+_EVENT_TYPES = frozenset({EVENT, BINARY_EVENT})
+_ACK_TYPES = frozenset({ACK, BINARY_ACK})
+_ASCII_DIGITS = frozenset("0123456789")
+# Ack ids above 2**53 cannot be represented exactly by a JavaScript client.
+_MAX_ID = 2**53
+_MAX_ID_DIGITS = len(str(_MAX_ID))
+_DEFAULT_NAMESPACE = "/"
+
+
+@dataclass(frozen=True, slots=True)
+class SioPacket:
+    """One Socket.IO packet (without the Engine.IO ``4`` message prefix)."""
+
+    type: int
+    namespace: str = "/"
+    data: Any = None  # decoded JSON payload (None when absent)
+    id: int | None = None  # ack id (may be 0: socket.io-client numbers acks from 0)
+    attachments: int = 0  # binary packets only
+
+
+def decode_engine(text: str) -> tuple[str, str]:
+    """Split an Engine.IO text packet into (type char, payload).
+
+    Raises FrameError for an empty or unknown type.
+    """
+    if not text:
+        raise FrameError("Empty Engine.IO packet")
+    kind = text[0]
+    if kind not in _EIO_TYPES:
+        raise FrameError(f"Unknown Engine.IO packet type {kind!r}")
+    return kind, text[1:]
+
+
+def _digits_at(text: str, start: int) -> int:
+    """Index just past the run of ASCII digits starting at ``start``."""
+    end = start
+    while end < len(text) and text[end] in _ASCII_DIGITS:
+        end += 1
+    return end
+
+
+def _bounded_int(digits: str, what: str) -> int:
+    # Checking the length first keeps int() away from Python's huge-integer guard.
+    if len(digits) > _MAX_ID_DIGITS or int(digits) > _MAX_ID:
+        raise FrameError(f"{what} is too large (maximum {_MAX_ID})")
+    return int(digits)
+
+
+def _read_attachments(payload: str, pos: int) -> tuple[int, int]:
+    end = _digits_at(payload, pos)
+    if end == pos or end >= len(payload) or payload[end] != "-":
+        raise FrameError("Binary packet needs an attachment count followed by '-'")
+    return _bounded_int(payload[pos:end], "Attachment count"), end + 1
+
+
+def _read_namespace(payload: str, pos: int) -> tuple[str, int]:
+    if pos >= len(payload) or payload[pos] != "/":
+        return _DEFAULT_NAMESPACE, pos
+    comma = payload.find(",", pos)
+    if comma < 0:
+        raise FrameError("Namespace must be followed by ','")
+    return payload[pos:comma], comma + 1
+
+
+def _read_id(payload: str, pos: int) -> tuple[int | None, int]:
+    end = _digits_at(payload, pos)
+    if end == pos:
+        return None, pos
+    return _bounded_int(payload[pos:end], "Ack id"), end
+
+
+def _parse_json(raw: str) -> Any:
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        # orjson reports "unexpected content after document" (older releases: "trailing ...").
+        if "after document" in exc.msg or "trailing" in exc.msg:
+            raise FrameError("Unexpected trailing characters after the packet payload") from None
+        raise FrameError(f"Packet payload is not valid JSON: {exc.msg}") from None
+
+
+def _check_packet(kind: int, data: Any, has_data: bool, ack_id: int | None) -> None:
+    """Payload and ack-id rules of the Socket.IO v5 packet types."""
+    if ack_id is not None and kind not in _EVENT_TYPES and kind not in _ACK_TYPES:
+        raise FrameError("Only EVENT and ACK packets may carry an ack id")
+    if kind == CONNECT:
+        if has_data and not isinstance(data, dict):
+            raise FrameError("CONNECT payload must be a JSON object")
+    elif kind == DISCONNECT:
+        if has_data:
+            raise FrameError("DISCONNECT packet must not carry a payload")
+    elif kind == CONNECT_ERROR:
+        if not isinstance(data, dict):
+            raise FrameError("CONNECT_ERROR payload must be a JSON object")
+    elif kind in _EVENT_TYPES:
+        if not isinstance(data, list) or not data or not isinstance(data[0], str):
+            raise FrameError(
+                "EVENT payload must be a non-empty JSON array starting with the event name"
+            )
+    elif not isinstance(data, list):
+        raise FrameError("ACK payload must be a JSON array")
+    elif ack_id is None:
+        raise FrameError("ACK packet must carry an ack id")
+
+
+def decode_socketio(payload: str) -> SioPacket:
+    """Parse a Socket.IO packet string (the part after the Engine.IO '4').
+
+    Format: ``<type>[<attachments>-][<namespace>,][<id>][<JSON data>]``. Raises ``FrameError``
+    for anything malformed and never anything else.
+    """
+    if not payload:
+        raise FrameError("Empty Socket.IO packet")
+    kind = _SIO_TYPES.get(payload[0])
+    if kind is None:
+        raise FrameError(f"Unknown Socket.IO packet type {payload[0]!r}")
+    pos = 1
+    attachments = 0
+    if kind in _BINARY_TYPES:
+        attachments, pos = _read_attachments(payload, pos)
+    namespace, pos = _read_namespace(payload, pos)
+    ack_id, pos = _read_id(payload, pos)
+    has_data = pos < len(payload)
+    if kind == DISCONNECT and has_data:
+        raise FrameError("DISCONNECT packet must not carry a payload")
+    data = _parse_json(payload[pos:]) if has_data else None
+    _check_packet(kind, data, has_data, ack_id)
+    return SioPacket(kind, namespace, data, ack_id, attachments)
+
+
+def encode_socketio(packet: SioPacket) -> str:
+    """The inverse of ``decode_socketio`` (without the Engine.IO '4' prefix).
+
+    The default namespace "/" is omitted. Raises ``ValueError`` for a packet that
+    ``decode_socketio`` would refuse.
+    """
+    if packet.type not in range(7):
+        raise ValueError(f"Unknown Socket.IO packet type {packet.type}")
+    if not packet.namespace.startswith("/") or "," in packet.namespace:
+        raise ValueError(f"Invalid namespace {packet.namespace!r}")
+    if packet.id is not None and not 0 <= packet.id <= _MAX_ID:
+        raise ValueError(f"Invalid ack id {packet.id}")
+    if packet.type in _BINARY_TYPES and not 0 <= packet.attachments <= _MAX_ID:
+        raise ValueError(f"Invalid attachment count {packet.attachments}")
+    try:
+        _check_packet(packet.type, packet.data, packet.data is not None, packet.id)
+    except FrameError as exc:
+        raise ValueError(exc.message) from None
+    parts = [str(packet.type)]
+    if packet.type in _BINARY_TYPES:
+        parts.append(f"{packet.attachments}-")
+    if packet.namespace != _DEFAULT_NAMESPACE:
+        parts.append(f"{packet.namespace},")
+    if packet.id is not None:
+        parts.append(str(packet.id))
+    if packet.data is not None:
+        parts.append(dumps_str(packet.data))
+    return "".join(parts)
+
+
+def open_packet(sid: str, *, ping_interval_ms: int, ping_timeout_ms: int, max_payload: int) -> str:
+    """The Engine.IO handshake: ``0{"sid":...,"upgrades":[],"pingInterval":...,...}``."""
+    handshake = {
+        "sid": sid,
+        "upgrades": [],
+        "pingInterval": ping_interval_ms,
+        "pingTimeout": ping_timeout_ms,
+        "maxPayload": max_payload,
+    }
+    return EIO_OPEN + dumps_str(handshake)
+
+
+def connect_packet(sid: str, namespace: str = "/") -> str:
+    """Namespace connection granted: ``40{"sid":"..."}`` (Engine.IO message prefix included)."""
+    return EIO_MESSAGE + encode_socketio(SioPacket(CONNECT, namespace, {"sid": sid}))
+
+
+def connect_error_packet(message: str, code: str | None, namespace: str = "/") -> str:
+    """Namespace connection refused: ``44{"message":"...","data":{"code":"..."}}``.
+
+    ``data`` is omitted when ``code`` is None; another namespace gives ``44/admin,{...}``.
+    """
+    payload: dict[str, Any] = {"message": message}
+    if code is not None:
+        payload["data"] = {"code": code}
+    return EIO_MESSAGE + encode_socketio(SioPacket(CONNECT_ERROR, namespace, payload))
+
+
+class SocketIOCodec:
+    name = "socketio"
+
+    def decode(self, text: str | None, data: bytes | None) -> Inbound:
+        """An Engine.IO message carrying a Socket.IO EVENT on namespace '/' → ``Inbound``.
+
+        ``data`` is the first argument after the event name (missing → ``{}``); ``ack`` is the
+        packet id. Anything else raises ``FrameError`` (with ``ack`` set when it was read).
+        """
+        if data is not None:
+            raise FrameError("Binary packets are not supported")
+        if text is None:
+            raise FrameError("Empty frame")
+        kind, payload = decode_engine(text)
+        if kind != EIO_MESSAGE:
+            raise FrameError(f"Expected an Engine.IO message packet, got type {kind!r}")
+        packet = decode_socketio(payload)
+        if packet.type in _BINARY_TYPES:
+            raise FrameError("Binary packets are not supported", packet.id)
+        if packet.namespace != _DEFAULT_NAMESPACE:
+            raise FrameError(f"Namespace {packet.namespace!r} is not served", packet.id)
+        if packet.type != EVENT:
+            raise FrameError(f"Expected a Socket.IO EVENT packet, got type {packet.type}")
+        event, *args = packet.data
+        if not event:
+            raise FrameError("Event name must be a non-empty string", packet.id)
+        if len(args) > 1:
+            raise FrameError("Only one argument is supported per event", packet.id)
+        return Inbound(event=event, data=args[0] if args else {}, ack=packet.id)
+
+    def event_frame(self, event: str, data_json: str) -> str:
+        return f"{EIO_MESSAGE}{EVENT}[{dumps_str(event)},{data_json}]"
+
+    def room_event_frame(self, event: str, data_json: str, room: str, offset: int) -> str:
+        return (
+            f"{EIO_MESSAGE}{EVENT}[{dumps_str(event)},{data_json},"
+            f'{{"room":{dumps_str(room)},"offset":{offset}}}]'
+        )
+
+    def ack_frame(self, ack: int, data_json: str) -> str:
+        return f"{EIO_MESSAGE}{ACK}{ack}[{data_json}]"
+
+    def farewell_frames(self) -> list[str]:
+        """A Socket.IO DISCONNECT on '/' before a server-initiated close."""
+        return [f"{EIO_MESSAGE}{DISCONNECT}"]
+
+
+SOCKETIO = SocketIOCodec()
