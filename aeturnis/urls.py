@@ -6,6 +6,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
 from realtime.auth.views import LogoutView
+from realtime.engineio_http import engineio_http
 from realtime.health import healthz, readyz
 
 urlpatterns = [
@@ -17,4 +18,5 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("healthz", healthz, name="healthz"),
     path("readyz", readyz, name="readyz"),
+    path("socket.io/", engineio_http, name="engineio-http"),
 ]

@@ -43,6 +43,8 @@ HANDSHAKE_CLOSE: dict[str, int] = {
     ErrorCode.CONNECTION_RATE_LIMITED: CloseCode.RATE_LIMITED,
 }
 
+RECONNECT_EXPECTED = frozenset({CloseCode.SERVICE_RESTART, CloseCode.SLOW_CONSUMER})
+
 # Hooks other parts of the realtime layer register: what to add to sync:initial, and what to do
 # when a session ends (presence, typing, positions). Each must not raise.
 InitialStateHook = Callable[["Session"], Awaitable[dict[str, Any]]]
@@ -134,15 +136,23 @@ class Session:
             body = {**body, "event": inbound.event}
         self.send_event(error_event, body)
 
-    def close(self, code: int, reason: str, *, drop_queued: bool = False) -> None:
-        """Close with ``code``/``reason`` after what was sent before (unless ``drop_queued``)."""
+    def close(
+        self, code: int, reason: str, *, drop_queued: bool = False, farewell: bool = True
+    ) -> None:
+        """Close with ``code``/``reason`` after what was sent before (unless ``drop_queued``).
+
+        ``farewell`` lets the transport say goodbye first (Socket.IO's DISCONNECT packet), except
+        for closes after which clients should reconnect on their own (restart, too slow): a
+        Socket.IO client that gets DISCONNECT does not reconnect.
+        """
         if self.closed:
             return
         self.closed = True
         self.close_code = code
         self._cancel_expiry()
-        for frame in self.codec.farewell_frames():
-            self.send_text(frame)
+        if farewell and code not in RECONNECT_EXPECTED:
+            for frame in self.codec.farewell_frames():
+                self.send_text(frame)
         self.outbound.push_last(
             {"type": "websocket.close", "code": int(code), "reason": reason},
             drop_queued=drop_queued,

@@ -25,7 +25,7 @@ def _wire_id(value: Any) -> Any:
 
 
 WireId = Annotated[StrictInt, Field(ge=1, le=MAX_ID), BeforeValidator(_wire_id)]
-Number = StrictFloat | StrictInt
+Number = StrictFloat  # strict: ints are accepted as floats, booleans and strings are not
 
 
 class CharacterSelectPayload(Payload):
