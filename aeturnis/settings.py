@@ -255,11 +255,32 @@ if not isinstance(AETURNIS_RATE_LIMITS, dict):
 # --- Logging ----------------------------------------------------------------------------------
 
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO")
+# One JSON object per line (realtime.logs.JsonFormatter) instead of human-readable lines. Both
+# formatters redact tokens; uvicorn's loggers go through the same handler, because its
+# WebSocket log lines include the query string (and so a ?token=).
+AETURNIS_LOG_JSON = env_bool("AETURNIS_LOG_JSON", False)
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "plain": {
+            "()": "realtime.logs.RedactingFormatter",
+            "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s",
+        },
+        "json": {"()": "realtime.logs.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "json" if AETURNIS_LOG_JSON else "plain",
+        }
+    },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {"django": {"level": "WARNING"}, "daphne": {"level": "WARNING"}},
+    "loggers": {
+        "django": {"level": "WARNING"},
+        "daphne": {"level": "WARNING"},
+        # No level here: uvicorn's --log-level still decides.
+        "uvicorn": {"handlers": ["console"], "propagate": False},
+        "uvicorn.access": {"handlers": ["console"], "propagate": False},
+    },
 }

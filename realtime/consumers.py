@@ -16,6 +16,7 @@ from channels.consumer import AsyncConsumer
 from channels.exceptions import StopConsumer
 from django.conf import settings
 
+from realtime import logs, metrics
 from realtime.auth.sources import origin_allowed, selected_subprotocol, token_from_handshake
 from realtime.auth.tokens import AuthError
 from realtime.constants import CloseCode, CloseReason
@@ -61,9 +62,13 @@ class NativeConsumer(AsyncConsumer):  # type: ignore[misc]
         session = self.session = Session(
             scope=self.scope, codec=NATIVE, send=self.send, runtime=runtime
         )
+        logs.bind(socket_id=session.socket_id)
         await self.send(
             {"type": "websocket.accept", "subprotocol": selected_subprotocol(self.scope)}
         )
+        if runtime.shutting_down:  # arrived after SIGTERM: try another process
+            session.server_shutdown(settings.AETURNIS_SHUTDOWN_RECONNECT_AFTER_MS)
+            return
         try:
             await session.check_connect()
             token = token_from_handshake(self.scope)
@@ -106,6 +111,7 @@ class NativeConsumer(AsyncConsumer):  # type: ignore[misc]
                 self.refuse(ErrorCode.AUTH_REQUIRED)
                 return
             body = {"code": ErrorCode.BAD_FRAME, "message": exc.message}
+            metrics.count_error(ErrorCode.BAD_FRAME)
             if exc.ack is not None:
                 session.send_ack(exc.ack, {"ok": False, "error": body})
             else:

@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
+from realtime import metrics
 from realtime.errors import ErrorCode, Reject
 from realtime.handlers import characters, chat, combat, presence, system
 from realtime.handlers.reply import Reply
@@ -69,6 +70,10 @@ ROUTES: dict[str, Route] = {
 }
 
 
+# Label children bound once; event labels are limited to the names above.
+MESSAGES_IN_BY_EVENT = metrics.event_counter(metrics.MESSAGES_IN, ROUTES)
+RATE_LIMITED_BY_EVENT = metrics.event_counter(metrics.RATE_LIMITED, ROUTES)
+
 # Events too frequent to be worth a place in a user's last 100 activities.
 NOT_RECORDED = frozenset({"ping", "character:move", "chat:typing"})
 
@@ -89,6 +94,7 @@ def validation_fields(exc: ValidationError) -> dict[str, str]:
 
 async def dispatch(session: Session, inbound: Inbound) -> None:
     """Route one request; every outcome is answered, nothing raises to the transport."""
+    MESSAGES_IN_BY_EVENT.inc(inbound.event)
     route = ROUTES.get(inbound.event)
     if route is None:
         session.reply_error(
@@ -118,6 +124,7 @@ async def dispatch(session: Session, inbound: Inbound) -> None:
     if route.bucket is not None:
         verdict = await session.runtime.limiter.hit(route.bucket, str(session.user_id))
         if not verdict.allowed:
+            RATE_LIMITED_BY_EVENT.inc(inbound.event)
             session.reply_error(
                 inbound,
                 "error",

@@ -8,8 +8,11 @@ join a room, ...) reach the same members and are interpreted by each connection.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable
 from typing import Any, Protocol
+
+from realtime import metrics
 
 logger = logging.getLogger(__name__)
 
@@ -93,6 +96,7 @@ class Hub:
         room_members = self.rooms.get(room)
         if not room_members:
             return 0
+        started = time.perf_counter()
         frames: dict[str, str] = {}
         count = 0
         for member in tuple(room_members.values()):
@@ -108,6 +112,8 @@ class Hub:
             except Exception:  # one broken member must not stop the room
                 logger.exception("delivery to %s failed", member.socket_id)
             count += 1
+        metrics.BROADCAST_FANOUT.observe(time.perf_counter() - started)
+        metrics.OUT_ROOM.inc(count)
         return count
 
     def control(self, room: str, message: dict[str, Any]) -> None:

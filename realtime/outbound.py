@@ -17,6 +17,8 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Generator
 from typing import Any
 
+from realtime import metrics
+
 logger = logging.getLogger(__name__)
 
 Send = Callable[[dict[str, Any]], Awaitable[None]]
@@ -85,6 +87,7 @@ class Outbound:
             return
         if self._task is not None:
             if len(self._queue) >= self._limit:
+                metrics.OUTBOUND_OVERFLOWS.inc()
                 self._on_overflow()
                 return
             self._queue.append(message)

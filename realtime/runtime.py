@@ -43,6 +43,7 @@ class Runtime:
         # (chat's message writer, typing state), keyed by the module that owns it.
         self.ext: dict[str, object] = {}
         self._tasks: list[asyncio.Task[None]] = []
+        self.shutting_down = False
         self.started_at = loop.time()
 
     async def start(self) -> None:

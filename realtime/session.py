@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 
+from realtime import logs, metrics
 from realtime import rooms as room_names
 from realtime.auth.handshake import Account, authenticate, check_connect_allowed
 from realtime.auth.sources import Scope, client_ip
@@ -115,9 +116,11 @@ class Session:
         self.outbound.push({"type": "websocket.send", "text": frame})
 
     def send_event(self, event: str, data: Any) -> None:
+        metrics.OUT_EVENT.inc()
         self.send_text(self.codec.event_frame(event, encode_data(data)))
 
     def send_ack(self, ack: int, data: dict[str, Any]) -> None:
+        metrics.OUT_ACK.inc()
         self.send_text(self.codec.ack_frame(ack, encode_data(data)))
 
     def reply(self, inbound: Inbound, event: str | None, data: dict[str, Any] | None) -> None:
@@ -129,6 +132,7 @@ class Session:
 
     def reply_error(self, inbound: Inbound | None, error_event: str, body: dict[str, Any]) -> None:
         """Refuse a request: in its ack when it has one, else as ``error_event``."""
+        metrics.count_error(str(body.get("code", "")))
         if inbound is not None and inbound.ack is not None:
             self.send_ack(inbound.ack, {"ok": False, "error": body})
             return
@@ -205,6 +209,7 @@ class Session:
 
     def refuse_frames(self, code: str) -> tuple[str, int]:
         """The message and close code for a refused handshake."""
+        metrics.count_error(code)
         return HANDSHAKE_MESSAGES[code], HANDSHAKE_CLOSE[code]
 
     async def open(self) -> None:
@@ -212,6 +217,8 @@ class Session:
         assert self.account is not None and self.token is not None
         self.runtime.hub.register(self)
         self._registered = True
+        logs.bind(user_id=self.user_id)
+        metrics.CONNECTIONS.labels(self.codec_name).inc()
         offsets = await self.join_many(
             [room_names.user_room(self.user_id), *room_names.GLOBAL_ROOMS]
         )
@@ -242,6 +249,7 @@ class Session:
         if not self._registered:
             return
         self._registered = False
+        metrics.CONNECTIONS.labels(self.codec_name).dec()
         await self._end_presence()
         for hook in end_hooks:
             try:

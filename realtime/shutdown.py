@@ -57,6 +57,7 @@ def install_shutdown_handler(runtime: Runtime) -> None:
 
 async def close_all(runtime: Runtime) -> None:
     """Send every local client ``system:shutdown`` and close 1012, then wait for the frames."""
+    runtime.shutting_down = True  # connections that arrive from now on are closed at once
     sessions = list(runtime.hub.members.values())
     logger.info("shutting down: closing %d connections", len(sessions))
     for session in sessions:

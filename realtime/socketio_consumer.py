@@ -17,6 +17,7 @@ from channels.consumer import AsyncConsumer
 from channels.exceptions import StopConsumer
 from django.conf import settings
 
+from realtime import logs, metrics
 from realtime.auth.sources import origin_allowed, selected_subprotocol, token_from_handshake
 from realtime.auth.tokens import AuthError
 from realtime.constants import CloseCode, CloseReason
@@ -79,9 +80,15 @@ class SocketIOConsumer(AsyncConsumer):  # type: ignore[misc]
             await self.send({"type": "websocket.close"})  # an HTTP 403 before accept
             return
         runtime = await get_runtime()
+        if runtime.shutting_down:
+            # Arrived after SIGTERM: refusing the handshake is a transport error to
+            # socket.io-client, which then goes on reconnecting until a live process answers.
+            await self.send({"type": "websocket.close"})
+            return
         session = self.session = Session(
             scope=self.scope, codec=SOCKETIO, send=self.send, runtime=runtime
         )
+        logs.bind(socket_id=session.socket_id)
         await self.send(
             {"type": "websocket.accept", "subprotocol": selected_subprotocol(self.scope)}
         )
@@ -215,6 +222,7 @@ class SocketIOConsumer(AsyncConsumer):  # type: ignore[misc]
         if not self.connected:
             return
         body = {"code": ErrorCode.BAD_FRAME, "message": message}
+        metrics.count_error(ErrorCode.BAD_FRAME)
         if ack is not None:
             session.send_ack(ack, {"ok": False, "error": body})
         else:

@@ -247,3 +247,20 @@ async def test_an_old_engineio_version_is_refused_at_the_handshake() -> None:
     comm = WebsocketCommunicator(application, "/socket.io/?EIO=3&transport=websocket")
     connected, _ = await comm.connect(timeout=WS_TIMEOUT)
     assert not connected
+
+
+async def test_connections_arriving_during_shutdown_are_sent_elsewhere(make_user: Any) -> None:
+    from aeturnis.asgi import application
+    from realtime.runtime import get_runtime
+    from realtime.shutdown import close_all
+
+    user = await database_sync_to_async(make_user)()
+    await close_all(await get_runtime())
+    sio = WebsocketCommunicator(application, SIO_PATH)
+    refused, _ = await sio.connect(timeout=WS_TIMEOUT)
+    assert not refused  # a transport error: socket.io-client tries again later
+    native = await connect(f"/ws/game/?token={access_for(user)}")
+    frame = await native.receive_json_from(timeout=WS_TIMEOUT)
+    assert frame["event"] == "system:shutdown"
+    closed = await native.receive_output(timeout=WS_TIMEOUT)
+    assert closed["code"] == 1012 and closed["reason"] == "SERVER_RESTART"

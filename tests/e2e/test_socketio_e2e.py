@@ -1,0 +1,554 @@
+"""The real ``socket.io-client`` 4.x against real daphne processes (PROTOCOL.md §1.2, §2, §4, §8).
+
+A small Node script (``sioclient/client.mjs``) connects with ``transports: ["websocket"]`` and
+``auth: {token}``, takes commands on stdin (emit, emit with ack, exit) and prints one JSON line
+per observation (connect, connect_error, disconnect, every event with all its arguments, acks,
+reconnection). The tests drive it, and native ``/ws/game/`` clients from the harness, against
+the same server.
+
+The npm packages are installed once per session (``npm ci``) when ``sioclient/node_modules``
+lacks the pinned ``socket.io-client``; ``node`` and ``npm`` must be on PATH.
+
+Run: ``DATABASE_URL=postgres://... REDIS_URL=redis://... pytest tests/e2e/test_socketio_e2e.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from websockets.asyncio.client import ClientConnection
+
+from tests.e2e.conftest import (
+    ALL_SERVERS,
+    REPO_ROOT,
+    START_TIMEOUT_S,
+    ServerPool,
+    ServerProcess,
+    connect_authenticated,
+    create_user,
+    http_request,
+    is_int,
+    obtain_tokens,
+    recv_event,
+    requires_redis_and_postgres,
+    server_command,
+    subprocess_env,
+)
+from tests.e2e.players import VILLAGE, Player, create_player
+
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.redis,
+    requires_redis_and_postgres,
+    pytest.mark.django_db(transaction=True),
+]
+
+SIOCLIENT_DIR = Path(__file__).resolve().parent / "sioclient"
+CLIENT_SCRIPT = SIOCLIENT_DIR / "client.mjs"
+NPM_TIMEOUT_S = 300.0
+GENEROUS_TIMEOUT_S = 5.0
+EXIT_TIMEOUT_S = 15.0
+# After a restart the client has to find the new process on its own: short reconnection delays
+# keep the test quick (the defaults, 1 s growing to 5 s, would only make it slower).
+FAST_RECONNECT = {"reconnectionDelay": 200, "reconnectionDelayMax": 1000}
+RECONNECT_TIMEOUT_S = 20.0
+
+
+# --- the Node client ---------------------------------------------------------------------------
+
+
+def _installed_version() -> str | None:
+    manifest = SIOCLIENT_DIR / "node_modules" / "socket.io-client" / "package.json"
+    try:
+        return str(json.loads(manifest.read_text())["version"])
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def _pinned_version() -> str:
+    manifest = json.loads((SIOCLIENT_DIR / "package.json").read_text())
+    return str(manifest["dependencies"]["socket.io-client"])
+
+
+@pytest.fixture(scope="session")
+def sioclient() -> str:
+    """Path of ``node``, once ``sioclient/node_modules`` holds the pinned socket.io-client."""
+    node, npm = shutil.which("node"), shutil.which("npm")
+    if node is None or npm is None:
+        pytest.fail(
+            "the Socket.IO e2e tests need Node.js 18+ with npm on PATH "
+            f"(node: {node}, npm: {npm}); they run socket.io-client from {SIOCLIENT_DIR}",
+            pytrace=False,
+        )
+    if _installed_version() != _pinned_version():
+        try:
+            result = subprocess.run(
+                [npm, "ci", "--no-audit", "--no-fund"],
+                cwd=SIOCLIENT_DIR,
+                capture_output=True,
+                text=True,
+                timeout=NPM_TIMEOUT_S,
+                check=False,
+            )
+        except subprocess.TimeoutExpired as exc:
+            pytest.fail(f"npm ci in {SIOCLIENT_DIR} took over {NPM_TIMEOUT_S:.0f} s: {exc}")
+        if result.returncode != 0:
+            pytest.fail(
+                f"npm ci in {SIOCLIENT_DIR} failed ({result.returncode}):\n"
+                f"{result.stdout}\n{result.stderr}",
+                pytrace=False,
+            )
+        installed = _installed_version()
+        assert installed == _pinned_version(), (installed, result.stdout, result.stderr)
+    return node
+
+
+Observation = dict[str, Any]
+
+
+class SioClient:
+    """One ``client.mjs`` process; ``seen`` is every line it printed, in order."""
+
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self.proc = proc
+        self.seen: list[Observation] = []
+        self.stderr = bytearray()
+        self.ended = False
+        self._changed = asyncio.Event()
+        self._acks = 0
+        self._tasks = [asyncio.create_task(self._read_stdout()), asyncio.create_task(self._drain())]
+
+    async def _read_stdout(self) -> None:
+        assert self.proc.stdout is not None
+        try:
+            async for line in self.proc.stdout:
+                if line.strip():
+                    self.seen.append(json.loads(line))
+                    self._changed.set()
+        finally:
+            self.ended = True
+            self._changed.set()
+
+    async def _drain(self) -> None:
+        assert self.proc.stderr is not None
+        async for chunk in self.proc.stderr:
+            self.stderr.extend(chunk)
+
+    def describe(self) -> str:
+        lines = "\n".join(json.dumps(o) for o in self.seen)
+        return f"observed:\n{lines}\nnode stderr:\n{self.stderr.decode(errors='replace')}"
+
+    async def command(self, **command: Any) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(json.dumps(command).encode() + b"\n")
+        await self.proc.stdin.drain()
+
+    async def wait_for(
+        self,
+        what: str,
+        predicate: Callable[[Observation], bool],
+        *,
+        start: int = 0,
+        timeout: float = GENEROUS_TIMEOUT_S,
+    ) -> tuple[int, Observation]:
+        """(index, observation) of the first observation from ``start`` on that matches."""
+        deadline = time.monotonic() + timeout
+        index = start
+        while True:
+            while index < len(self.seen):
+                if predicate(self.seen[index]):
+                    return index, self.seen[index]
+                index += 1
+            remaining = deadline - time.monotonic()
+            if self.ended or remaining <= 0:
+                state = "the client ended" if self.ended else f"nothing within {timeout} s"
+                pytest.fail(f"{what}: {state}\n{self.describe()}", pytrace=False)
+            self._changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), remaining)
+
+    async def observed(
+        self, kind: str, *, start: int = 0, timeout: float = GENEROUS_TIMEOUT_S
+    ) -> tuple[int, Observation]:
+        return await self.wait_for(
+            f"no {kind!r}", lambda o: o["type"] == kind, start=start, timeout=timeout
+        )
+
+    async def event(
+        self,
+        name: str,
+        predicate: Callable[[list[Any]], bool] = lambda args: True,
+        *,
+        start: int = 0,
+        timeout: float = GENEROUS_TIMEOUT_S,
+    ) -> tuple[int, list[Any]]:
+        """(index, args) of the first server event ``name`` whose args match ``predicate``."""
+        index, found = await self.wait_for(
+            f"no event {name!r}",
+            lambda o: o["type"] == "event" and o["event"] == name and predicate(o["args"]),
+            start=start,
+            timeout=timeout,
+        )
+        return index, found["args"]
+
+    async def emit_with_ack(
+        self, event: str, data: Any, *, timeout: float = GENEROUS_TIMEOUT_S
+    ) -> tuple[int, Any]:
+        """``socket.emitWithAck(event, data)``: (index, the value the server acknowledged with)."""
+        self._acks += 1
+        ack_id = f"ack-{self._acks}"
+        await self.command(
+            op="emit", event=event, data=data, id=ack_id, timeoutMs=int(timeout * 1000)
+        )
+        index, answer = await self.wait_for(
+            f"no answer to {event!r}",
+            lambda o: o["type"] in ("ack", "ack_error") and o.get("id") == ack_id,
+            timeout=timeout + 1.0,
+        )
+        assert answer["type"] == "ack", f"{answer}\n{self.describe()}"
+        return index, answer["data"]
+
+    def types(self, start: int = 0, end: int | None = None) -> list[str]:
+        return [o["type"] for o in self.seen[start:end]]
+
+    def events(self, name: str, start: int = 0) -> list[list[Any]]:
+        return [o["args"] for o in self.seen[start:] if o["type"] == "event" and o["event"] == name]
+
+    async def close(self) -> None:
+        with contextlib.suppress(ConnectionError):
+            await self.command(op="exit")
+        try:
+            await asyncio.wait_for(self.proc.wait(), GENEROUS_TIMEOUT_S)
+        except TimeoutError:
+            self.proc.kill()
+            await self.proc.wait()
+        for task in self._tasks:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(task, GENEROUS_TIMEOUT_S)
+
+
+@contextlib.asynccontextmanager
+async def sio_client(
+    node: str, server: ServerProcess, token: str | None, **options: Any
+) -> AsyncIterator[SioClient]:
+    """A socket.io-client connecting to ``server`` (WebSocket only) with ``auth: {token}``."""
+    scenario = {"url": server.http_url, "token": token, "options": options, "lifetimeMs": 60_000}
+    env = dict(os.environ)
+    # The debug build that Node loads prints its traces when DEBUG names them.
+    env.pop("DEBUG", None)
+    if os.environ.get("AETURNIS_SIOCLIENT_DEBUG"):
+        env["DEBUG"] = os.environ["AETURNIS_SIOCLIENT_DEBUG"]
+    proc = await asyncio.create_subprocess_exec(
+        node,
+        str(CLIENT_SCRIPT),
+        json.dumps(scenario),
+        cwd=SIOCLIENT_DIR,
+        env=env,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        limit=1 << 20,
+    )
+    client = SioClient(proc)
+    try:
+        yield client
+    finally:
+        await client.close()
+
+
+# --- servers on a chosen port ------------------------------------------------------------------
+
+
+def start_server_on_port(kind: str, port: int, log_dir: Path) -> ServerProcess:
+    """Like the harness's ``start_servers``, but on ``port`` (e.g. where a stopped one was)."""
+    name = f"{kind}-{port}-{uuid.uuid4().hex[:4]}"
+    log_path = log_dir / f"{name}.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            server_command(kind, port),
+            cwd=REPO_ROOT,
+            env=subprocess_env(),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    server = ServerProcess(kind=kind, name=name, port=port, proc=proc, log_path=log_path)
+    ALL_SERVERS.append(server)
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while True:
+        if not server.running():
+            pytest.fail(
+                f"{name} exited with {proc.returncode} during start-up:\n{server.log_text()}",
+                pytrace=False,
+            )
+        with contextlib.suppress(OSError):
+            if http_request("GET", f"{server.http_url}/healthz", timeout=2.0)[0] == 200:
+                return server
+        if time.monotonic() > deadline:
+            server.stop()
+            pytest.fail(
+                f"{name} not healthy after {START_TIMEOUT_S:.0f} s:\n{server.log_text()}",
+                pytrace=False,
+            )
+        time.sleep(0.1)
+
+
+@pytest.fixture
+def port_server_factory(django_db_setup: Any, tmp_path: Path) -> Iterator[Any]:
+    """``start(kind, port)`` for processes on a given port; stopped after the test."""
+    owned: list[ServerProcess] = []
+
+    async def start(kind: str, port: int) -> ServerProcess:
+        server = await asyncio.to_thread(start_server_on_port, kind, port, tmp_path)
+        owned.append(server)
+        return server
+
+    try:
+        yield start
+    finally:
+        for server in owned:
+            server.stop()
+
+
+# --- native clients ----------------------------------------------------------------------------
+
+
+async def send(ws: ClientConnection, event: str, data: Any) -> None:
+    await ws.send(json.dumps({"event": event, "data": data}))
+
+
+@contextlib.asynccontextmanager
+async def native_playing(
+    server: ServerProcess, player: Player, token: str
+) -> AsyncIterator[ClientConnection]:
+    """A native ``/ws/game/`` connection of ``player`` with its character selected."""
+    async with connect_authenticated(server, token) as (ws, initial):
+        assert initial["userId"] == player.uid, initial
+        await send(ws, "character:select", {"characterId": player.cid})
+        selected = await recv_event(ws, "character:selected", GENEROUS_TIMEOUT_S)
+        assert selected["data"]["character"]["id"] == player.cid, selected
+        yield ws
+
+
+# --- tests -------------------------------------------------------------------------------------
+
+
+async def test_socketio_client_connects_with_a_token_and_gets_acks(
+    server_pool: ServerPool, sioclient: str
+) -> None:
+    server = server_pool.get("daphne")
+    user = await create_user()
+    token, _ = await obtain_tokens(server, user.username)
+
+    async with sio_client(sioclient, server, token) as client:
+        _, connected = await client.observed("connect")
+        initial_at, (initial, *initial_rest) = await client.event("sync:initial")
+        sent_after = int(time.time() * 1000)
+        _, pong = await client.emit_with_ack("ping", {"probe": 1})
+        received_before = int(time.time() * 1000)
+        # Replies travel in order: once this ack is in, a `pong` event for either would be too.
+        _, second = await client.emit_with_ack("ping", {"probe": 2})
+        observed_while_open = client.types()
+
+    # sync:initial is the first event of the connection and names this user and socket.
+    assert client.types()[: initial_at + 1] == ["connect", "event"], client.describe()
+    assert initial["userId"] == str(user.pk), initial
+    assert initial["socketId"] == connected["id"], (initial, connected)
+    assert initial_rest == [], initial_rest  # not a room event: no meta argument
+    assert pong["ok"] is True and pong["probe"] == 1, pong
+    assert set(pong) == {"ok", "probe", "serverTime"}, pong
+    assert is_int(pong["serverTime"]), pong
+    # Same host, same clock: the server answered between the two readings (1 s of slack).
+    assert sent_after - 1000 <= pong["serverTime"] <= received_before + 1000, pong
+    assert second["ok"] is True and second["probe"] == 2, second
+    # A request with an ack gets its answer in the ack only (PROTOCOL.md §1.3).
+    assert client.events("pong") == [], client.describe()
+    assert "disconnect" not in observed_while_open, client.describe()
+
+
+async def test_socketio_client_receives_a_room_broadcast_from_a_native_client(
+    server_pool: ServerPool, sioclient: str
+) -> None:
+    server = server_pool.get("daphne")
+    sio_player, native_player = await create_player(), await create_player()
+    sio_token, _ = await obtain_tokens(server, sio_player.username)
+    native_token, _ = await obtain_tokens(server, native_player.username)
+    to_sio = f"native to socket.io {uuid.uuid4().hex[:8]}"
+    to_native = f"socket.io to native {uuid.uuid4().hex[:8]}"
+
+    async with (
+        native_playing(server, native_player, native_token) as ws,
+        sio_client(sioclient, server, sio_token) as client,
+    ):
+        _, (initial, *_) = await client.event("sync:initial")
+        assert initial["userId"] == sio_player.uid, initial
+        _, selected = await client.emit_with_ack(
+            "character:select", {"characterId": sio_player.cid}
+        )
+        # The native client sees the Socket.IO user's character arrive in its zone.
+        online = await recv_event(ws, "character:online", GENEROUS_TIMEOUT_S)
+
+        # native → Socket.IO
+        await send(ws, "chat:message", {"channel": "zone", "message": to_sio})
+        sent = await recv_event(ws, "chat:message_sent", GENEROUS_TIMEOUT_S)
+        _, (heard, *heard_meta) = await client.event(
+            "chat:message", lambda args: args[0].get("message") == to_sio
+        )
+
+        # Socket.IO → native
+        mark = len(client.seen)
+        _, own_ack = await client.emit_with_ack(
+            "chat:message", {"channel": "zone", "message": to_native}
+        )
+        at_native = await recv_event(ws, "chat:message", GENEROUS_TIMEOUT_S)
+        # The room excludes the sender: its own message does not come back to it. By the time
+        # the native client has it and a later ping is answered, an echo would be in too.
+        await client.emit_with_ack("ping", {})
+        echoed = [
+            args
+            for args in client.events("chat:message", mark)
+            if args[0].get("message") == to_native
+        ]
+
+    assert selected["ok"] is True, selected
+    assert selected["character"]["id"] == sio_player.cid, selected
+    assert selected["character"]["zone"] == VILLAGE, selected
+    assert online["data"]["characterId"] == sio_player.cid, online
+    assert online["data"]["userId"] == sio_player.uid, online
+    assert online["room"] == f"zone:{VILLAGE}", online
+
+    assert heard["userId"] == native_player.uid, heard
+    assert heard["characterId"] == native_player.cid, heard
+    assert heard["channel"] == "zone", heard
+    assert heard["id"] == sent["data"]["id"], (heard, sent)
+    # Room events carry {room, offset} as a second argument (PROTOCOL.md §8).
+    assert len(heard_meta) == 1, heard_meta
+    meta = heard_meta[0]
+    assert set(meta) == {"room", "offset"}, meta
+    assert meta["room"] == f"zone:{VILLAGE}", meta
+    assert is_int(meta["offset"]) and meta["offset"] > online["offset"], (meta, online)
+
+    assert own_ack["ok"] is True and own_ack["channel"] == "zone", own_ack
+    assert at_native["data"]["message"] == to_native, at_native
+    assert at_native["data"]["userId"] == sio_player.uid, at_native
+    assert at_native["data"]["characterId"] == sio_player.cid, at_native
+    assert at_native["data"]["id"] == own_ack["id"], (at_native, own_ack)
+    assert at_native["room"] == f"zone:{VILLAGE}", at_native
+    assert is_int(at_native["offset"]) and at_native["offset"] > meta["offset"], at_native
+    assert echoed == [], client.describe()
+
+
+async def test_socketio_bad_token_gets_connect_error(
+    server_pool: ServerPool, sioclient: str
+) -> None:
+    server = server_pool.get("daphne")
+
+    async with sio_client(sioclient, server, "not-a-valid-token") as client:
+        _, refused = await client.observed("connect_error")
+
+    assert refused["message"] == "Invalid token", refused
+    assert refused["data"] == {"code": "TOKEN_INVALID"}, refused
+    assert "connect" not in client.types(), client.describe()
+    assert [o for o in client.seen if o["type"] == "event"] == [], client.describe()
+
+
+async def test_socketio_client_reconnects_after_the_server_restarts(
+    server_factory: Any, port_server_factory: Any, sioclient: str
+) -> None:
+    (first,) = server_factory("daphne")
+    user = await create_user()
+    token, _ = await obtain_tokens(first, user.username)
+
+    async with sio_client(sioclient, first, token, **FAST_RECONNECT) as client:
+        _, connected = await client.observed("connect")
+        _, (initial, *_) = await client.event("sync:initial")
+        mark = len(client.seen)
+
+        first.send_signal(signal.SIGTERM)
+        shutdown_at, (shutdown, *_) = await client.event("system:shutdown", start=mark)
+        disconnect_at, disconnected = await client.observed("disconnect", start=mark)
+        exit_status = await asyncio.to_thread(first.wait_exit, EXIT_TIMEOUT_S)
+        assert exit_status is not None, f"{first.name} still running after SIGTERM"
+
+        await port_server_factory("daphne", first.port)
+        # Nothing else listens on that port now: the answer comes from the new process, over the
+        # connection the client opened to it by itself (socket.io-client buffers the emit).
+        answered_at, pong = await client.emit_with_ack(
+            "ping", {"probe": "after restart"}, timeout=RECONNECT_TIMEOUT_S
+        )
+        reconnected_at = max(i for i in range(answered_at) if client.seen[i]["type"] == "connect")
+        reconnected = client.seen[reconnected_at]
+        initial_again_at, (initial_again, *_) = await client.event(
+            "sync:initial", start=reconnected_at
+        )
+
+    assert is_int(shutdown["reconnectAfterMs"]) and shutdown["reconnectAfterMs"] >= 0, shutdown
+    assert shutdown_at < disconnect_at, client.describe()
+    # A closed transport, not a Socket.IO DISCONNECT ("io server disconnect" would mean the
+    # client gives up), and the close says why (PROTOCOL.md §3).
+    assert disconnected["reason"] == "transport close", disconnected
+    assert (disconnected["closeCode"], disconnected["closeReason"]) == (1012, "SERVER_RESTART")
+
+    # The client reconnected on its own: a successful attempt of the manager, then the socket
+    # connected again, and the new server's sync:initial is the first event on it.
+    assert disconnect_at < reconnected_at, client.describe()
+    assert client.types(reconnected_at - 2, reconnected_at) == ["reconnect_attempt", "reconnect"]
+    assert client.types(reconnected_at + 1, answered_at) == ["event"], client.describe()
+    assert initial_again_at == reconnected_at + 1, client.describe()
+    assert reconnected["id"] != connected["id"], (connected, reconnected)
+    assert initial_again["userId"] == initial["userId"] == str(user.pk), initial_again
+    assert initial_again["socketId"] == reconnected["id"], (initial_again, reconnected)
+    assert pong["ok"] is True and pong["probe"] == "after restart", pong
+
+
+# Regression: a connection opened while a process shuts down (after SIGTERM, before it exits)
+# used to be accepted, authenticated and then cut with 1006 when daphne exited. It is now
+# closed at once with 1012, so the client goes on reconnecting until it reaches a live process.
+async def test_socketio_client_reconnecting_during_a_graceful_shutdown_is_not_dropped_silently(
+    server_factory: Any, sioclient: str
+) -> None:
+    (server,) = server_factory("daphne")
+    user = await create_user()
+    token, _ = await obtain_tokens(server, user.username)
+
+    # Reconnect 50 ms after the close: while the process still runs after its 1012 closes.
+    options = {"reconnectionDelay": 50, "reconnectionDelayMax": 50, "randomizationFactor": 0}
+    async with sio_client(sioclient, server, token, **options) as client:
+        await client.event("sync:initial")
+        mark = len(client.seen)
+        server.send_signal(signal.SIGTERM)
+        await client.observed("disconnect", start=mark)
+        if await asyncio.to_thread(server.wait_exit, EXIT_TIMEOUT_S) is None:
+            # Not an AssertionError: only the assertions below are the expected failure.
+            pytest.fail(f"{server.name} still running after SIGTERM", pytrace=False)
+        # The port is closed now; once an attempt is refused, every earlier observation is in.
+        await client.observed("reconnect_error", start=len(client.seen))
+
+    # Every connection the server ends during its shutdown is told so: system:shutdown, then
+    # close 1012 SERVER_RESTART (PROTOCOL.md §3) — never a bare drop (1006).
+    last_connect = 0
+    for index, observation in enumerate(client.seen):
+        if observation["type"] == "connect":
+            last_connect = index
+        if observation["type"] == "disconnect":
+            assert (observation["closeCode"], observation["closeReason"]) == (
+                1012,
+                "SERVER_RESTART",
+            ), client.describe()
+            told = [
+                o for o in client.seen[last_connect:index] if o.get("event") == "system:shutdown"
+            ]
+            assert told, client.describe()
