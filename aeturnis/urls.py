@@ -5,9 +5,11 @@ from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
+from realtime import api
 from realtime.auth.views import LogoutView
 from realtime.engineio_http import engineio_http
 from realtime.health import healthz, readyz
+from realtime.metrics import metrics_view
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -18,5 +20,18 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("healthz", healthz, name="healthz"),
     path("readyz", readyz, name="readyz"),
+    path("metrics", metrics_view, name="metrics"),
     path("socket.io/", engineio_http, name="engineio-http"),
+    path("api/realtime/stats", api.StatsView.as_view(), name="realtime-stats"),
+    path("api/realtime/announcement", api.AnnouncementView.as_view(), name="realtime-announce"),
+    path("api/realtime/notify", api.NotifyView.as_view(), name="realtime-notify"),
+    path("api/realtime/kick", api.KickView.as_view(), name="realtime-kick"),
+    path("api/realtime/mute", api.MuteView.as_view(), name="realtime-mute"),
+    path("api/realtime/ban", api.BanView.as_view(), name="realtime-ban"),
+    path("api/realtime/unban", api.UnbanView.as_view(), name="realtime-unban"),
+    path(
+        "api/realtime/presence/<int:user_id>",
+        api.PresenceView.as_view(),
+        name="realtime-presence",
+    ),
 ]

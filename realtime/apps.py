@@ -6,6 +6,7 @@ class RealtimeConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from realtime import signals
+        # stats registers its report loop; schema teaches drf-spectacular our authenticator.
+        from realtime import schema, signals, stats  # noqa: F401
 
         signals.connect()

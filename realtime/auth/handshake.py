@@ -25,7 +25,8 @@ class Account:
 
 
 def _account(user_id: int) -> tuple[Account | None, bool]:
-    """(account, active) for ``user_id``; (None, False) when there is no such user."""
+    """(account, allowed) for ``user_id``: not allowed when inactive or banned; (None, False)
+    when there is no such user."""
     row: Any = (
         get_user_model()
         .objects.filter(pk=user_id)
@@ -34,7 +35,10 @@ def _account(user_id: int) -> tuple[Account | None, bool]:
     )
     if row is None:
         return None, False
-    return Account(user_id, row["username"], row["is_staff"]), bool(row["is_active"])
+    from realtime.moderation import is_banned
+
+    allowed = bool(row["is_active"]) and not is_banned(user_id)
+    return Account(user_id, row["username"], row["is_staff"]), allowed
 
 
 async def check_connect_allowed(ip: str, limiter: RateLimiter) -> None:

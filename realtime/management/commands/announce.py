@@ -7,7 +7,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from realtime.announcements import Priority, announce_sync
-from realtime.broadcast import reaches_other_processes
+from realtime.management.commands._reach import require_redis
 
 
 class Command(BaseCommand):
@@ -20,11 +20,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        if not reaches_other_processes():
-            raise CommandError(
-                "REDIS_URL is not set: this command cannot reach a running server. In the "
-                "embedded default use the Django admin or POST /api/realtime/announcement."
-            )
+        require_redis()
         try:
             payload = announce_sync(options["message"], Priority(options["priority"]))
         except ValueError as exc:
