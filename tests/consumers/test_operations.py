@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
+from io import StringIO
 from typing import Any
 
 import pytest
 from channels.db import database_sync_to_async
+from django.conf import settings
+from django.core.management import call_command
 from django.test import override_settings
 from rest_framework.test import APIClient
 
@@ -149,3 +153,25 @@ async def test_admin_actions_kick_and_ban_users(people: Any, client: Any) -> Non
     assert await database_sync_to_async(is_banned)(people["player"].pk)
     await database_sync_to_async(act)("unban_users")
     assert not await database_sync_to_async(is_banned)(people["player"].pk)
+
+
+@pytest.mark.skipif(not settings.REDIS_URL, reason="the commands reach servers through Redis")
+@override_settings(AETURNIS_PRESENCE_REFRESH_S=0.5)
+async def test_the_operator_commands_reach_live_connections(people: Any) -> None:
+    comm, _ = await connect_as(people["player"])
+    uid = str(people["player"].pk)
+    await database_sync_to_async(call_command)("notify", "quest:update", uid, "--data", '{"n": 1}')
+    assert await next_event(comm, "quest:update") == {"n": 1}
+    await database_sync_to_async(call_command)("announce", "Hello all", "--priority", "low")
+    assert (await next_event(comm, "system:announcement"))["message"] == "Hello all"
+    out = StringIO()
+    for _ in range(40):
+        out = StringIO()
+        await database_sync_to_async(call_command)("realtime_stats", stdout=out)
+        if json.loads(out.getvalue())["connectedClients"] == 1:
+            break
+        await asyncio.sleep(0.1)
+    assert json.loads(out.getvalue())["connectedClients"] == 1
+    await database_sync_to_async(call_command)("kick", uid, "--reason", "bye")
+    assert (await next_event(comm, "session:kicked"))["reason"] == "bye"
+    assert await closed_with(comm) == (4003, "KICKED")
