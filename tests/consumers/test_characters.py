@@ -296,7 +296,11 @@ async def test_a_second_connection_of_the_character_follows_its_zone_change(worl
     await asyncio.sleep(0.2)
     carol = await play(world["carol"])
     await request(carol, "character:change_zone", {"zone": "meadow_path"}, ack=1)
-    assert (await next_event(second, "zone:character_entered"))["name"] == "Carol"
+    # The second connection may also see its own character enter; Carol's entry must follow.
+    names = [(await next_event(second, "zone:character_entered"))["name"]]
+    if names[0] != "Carol":
+        names.append((await next_event(second, "zone:character_entered"))["name"])
+    assert names[-1] == "Carol" and set(names) <= {"Alice", "Carol"}
     for comm in (first, second, carol):
         await comm.disconnect()
 
