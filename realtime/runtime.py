@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from realtime.bus import LocalBus, RedisBus
@@ -21,6 +21,19 @@ from realtime.redis_client import close_async_redis, redis_enabled
 from realtime.world import PositionWriter
 
 logger = logging.getLogger(__name__)
+
+
+async def repeat(
+    interval: Callable[[], float], step: Callable[[], Awaitable[object]], what: str
+) -> None:
+    """Run ``step`` every ``interval()`` seconds until cancelled; a failing step is logged and
+    retried next round (a background loop must never die of one bad round)."""
+    while True:
+        await asyncio.sleep(interval())
+        try:
+            await step()
+        except Exception:
+            logger.exception("%s failed; retrying next round", what)
 
 
 # Feature modules (combat's turn-deadline ticker, ...) register what every process must run.
@@ -48,8 +61,8 @@ class Runtime:
 
     async def start(self) -> None:
         await self.bus.start()
-        self.presence.start()
-        self.positions.start()
+        self._tasks.append(self.loop.create_task(self.presence.run()))
+        self._tasks.append(self.loop.create_task(self.positions.run()))
         for hook in start_hooks:
             self._tasks.append(self.loop.create_task(hook(self)))
 
@@ -57,8 +70,6 @@ class Runtime:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self.presence.stop()
-        await self.positions.stop()
         await self.bus.stop()
         if redis_enabled():
             await close_async_redis()

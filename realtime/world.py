@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -90,26 +88,14 @@ class PositionWriter:
 
     def __init__(self, store: LiveStore) -> None:
         self.store = store
-        self._task: asyncio.Task[None] | None = None
 
-    def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run())
+    async def run(self) -> None:
+        """The write-behind loop (the runtime runs and cancels it)."""
+        from realtime.runtime import repeat
 
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(settings.AETURNIS_POSITION_FLUSH_S)
-            try:
-                await self.flush_all()
-            except Exception:
-                logger.exception("writing positions behind failed; retrying next round")
+        await repeat(
+            lambda: float(settings.AETURNIS_POSITION_FLUSH_S), self.flush_all, "position write"
+        )
 
     async def flush_all(self) -> int:
         """Write every dirty position; on failure the taken ones are marked dirty again."""

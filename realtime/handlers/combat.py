@@ -8,7 +8,6 @@ combat room through a control message at the same time).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any
 
@@ -32,7 +31,7 @@ from realtime.protocol.combat_payloads import (
     CombatSessionPayload,
     CombatStartPayload,
 )
-from realtime.runtime import Runtime, start_hooks
+from realtime.runtime import Runtime, repeat, start_hooks
 from realtime.session import Session, initial_state_hooks, now_ms
 
 logger = logging.getLogger(__name__)
@@ -282,13 +281,12 @@ def tick_seconds() -> float:
 
 async def deadline_ticker(runtime: Runtime) -> None:
     """Every process plays expired turns; the row lock makes each happen exactly once."""
-    while True:
-        await asyncio.sleep(tick_seconds())
-        try:
-            for view in await db(services.combat_timeouts, now=timezone.now()):
-                await publish(view)
-        except Exception:
-            logger.exception("playing expired combat turns failed")
+
+    async def play_expired() -> None:
+        for view in await db(services.combat_timeouts, now=timezone.now()):
+            await publish(view)
+
+    await repeat(tick_seconds, play_expired, "playing expired combat turns")
 
 
 initial_state_hooks.append(_rejoin)

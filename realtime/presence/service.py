@@ -10,8 +10,6 @@ change is announced (``presence:changed`` to the guild room) by exactly one proc
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import os
 import socket
@@ -60,34 +58,20 @@ class Presence:
         self.runtime = runtime
         self.store = store or make_presence_store()
         self.process = process_id()
-        self._task: asyncio.Task[None] | None = None
         self._last_refresh = 0.0
 
     # --- lifecycle ----------------------------------------------------------------------
-
-    def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run())
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
 
     @staticmethod
     def tick_seconds() -> float:
         away_after = float(settings.AETURNIS_AWAY_AFTER_S)
         return max(0.2, min(float(settings.AETURNIS_PRESENCE_REFRESH_S), away_after / 10))
 
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self.tick_seconds())
-            try:
-                await self.tick()
-            except Exception:
-                logger.exception("presence tick failed")
+    async def run(self) -> None:
+        """The process's presence loop (the runtime runs and cancels it)."""
+        from realtime.runtime import repeat
+
+        await repeat(self.tick_seconds, self.tick, "presence tick")
 
     async def tick(self) -> None:
         """Mark idle connections away, refresh this process's entries when due, sweep."""
