@@ -94,16 +94,20 @@ class Runtime:
 
 _runtime: Runtime | None = None
 _lock: asyncio.Lock | None = None
+# The loop ``_lock`` was made for. (An asyncio.Lock binds its loop only once a caller has had to
+# wait, so the lock itself cannot tell: asking it made every concurrent first caller build a
+# runtime of its own.)
+_lock_loop: asyncio.AbstractEventLoop | None = None
 
 
 async def get_runtime() -> Runtime:
-    """The runtime of the running loop, started on first use."""
-    global _runtime, _lock
+    """The runtime of the running loop, started on first use (once, however many ask at once)."""
+    global _runtime, _lock, _lock_loop
     loop = asyncio.get_running_loop()
     if _runtime is not None and _runtime.loop is loop:
         return _runtime
-    if _lock is None or getattr(_lock, "_loop", loop) is not loop:
-        _lock = asyncio.Lock()
+    if _lock is None or _lock_loop is not loop:
+        _lock, _lock_loop = asyncio.Lock(), loop
     async with _lock:
         if _runtime is None or _runtime.loop is not loop:
             runtime = Runtime(loop)
