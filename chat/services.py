@@ -16,16 +16,13 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from characters.errors import DomainError
 from characters.models import Character
 from chat.models import Block, Channel, ChatMessage, Mute, ProfanityWord, whisper_pair
 
 
-class ChatError(Exception):
-    code = "INVALID_REQUEST"
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
+class ChatError(DomainError):
+    pass
 
 
 class UserNotFound(ChatError):

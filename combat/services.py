@@ -20,6 +20,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from characters.errors import DomainError
 from characters.models import Character
 from combat import engine
 from combat.models import (
@@ -34,13 +35,8 @@ from combat.models import (
 MAX_AI_TURNS = 50  # safety bound on consecutive monster turns in one call
 
 
-class CombatError(Exception):
+class CombatError(DomainError):
     code = "INVALID_ACTION"
-
-    def __init__(self, message: str, **extra: object) -> None:
-        super().__init__(message)
-        self.message = message
-        self.extra = extra
 
 
 class AlreadyInCombat(CombatError):

@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
+from characters.errors import DomainError
 from realtime import metrics
 from realtime.errors import ErrorCode, Reject
 from realtime.handlers import characters, chat, combat, presence, system
@@ -140,8 +141,9 @@ async def dispatch(session: Session, inbound: Inbound) -> None:
     activity: dict[str, Any]
     try:
         reply = await route.handler(session, payload)
-    except Reject as rejection:
-        session.reply_error(inbound, error_event_for(inbound.event), rejection.body())
+    except (Reject, DomainError) as rejection:
+        body = {"code": rejection.code, "message": rejection.message, **rejection.extra}
+        session.reply_error(inbound, error_event_for(inbound.event), body)
         activity = {"ok": False, "code": rejection.code}
     except Exception:
         logger.exception("handler for %s failed", inbound.event)

@@ -78,6 +78,3 @@ class Reject(Exception):
         self.code = str(code)
         self.message = message
         self.extra = extra
-
-    def body(self) -> dict[str, Any]:
-        return {"code": self.code, "message": self.message, **self.extra}

@@ -12,7 +12,6 @@ from typing import Any
 from django.conf import settings
 
 from characters import rules, services
-from characters.errors import CharacterError
 from characters.selectors import CharacterView
 from combat.services import active_session_for_character
 from realtime import broadcast
@@ -66,10 +65,6 @@ def playing_of(session: Session) -> Playing:
     if session.playing is None:
         raise Reject(ErrorCode.NO_CHARACTER, "Select a character first")
     return session.playing
-
-
-def _refused(exc: CharacterError) -> Reject:
-    return Reject(exc.code, exc.message)
 
 
 async def _leave_playing(session: Session, playing: Playing) -> None:
@@ -136,12 +131,9 @@ async def enter_world(session: Session, view: CharacterView) -> rules.Position:
 
 
 async def select(session: Session, payload: CharacterSelectPayload) -> Reply:
-    try:
-        view = await db(
-            services.character_select, user_id=session.user_id, character_id=payload.characterId
-        )
-    except CharacterError as exc:
-        raise _refused(exc) from None
+    view = await db(
+        services.character_select, user_id=session.user_id, character_id=payload.characterId
+    )
     position = await enter_world(session, view)
     return Reply(
         "character:selected",
@@ -218,15 +210,12 @@ async def change_zone(session: Session, payload: CharacterChangeZonePayload) -> 
     staff = bool(session.account and session.account.is_staff)
     if await db(active_session_for_character, playing.character_id) is not None:
         raise Reject(ErrorCode.IN_COMBAT, "You cannot leave the zone during a fight")
-    try:
-        change = await db(
-            services.character_zone_change,
-            character_id=playing.character_id,
-            zone_key=payload.zone,
-            staff=staff,
-        )
-    except CharacterError as exc:
-        raise _refused(exc) from None
+    change = await db(
+        services.character_zone_change,
+        character_id=playing.character_id,
+        zone_key=payload.zone,
+        staff=staff,
+    )
     runtime = session.runtime
     new = change.zone
     await runtime.live.put(

@@ -13,7 +13,7 @@ from typing import Any
 from django.conf import settings
 
 from chat import rules, services
-from chat.services import ChatError, HistoryQuery, NewMessage, StoredMessage
+from chat.services import HistoryQuery, NewMessage, StoredMessage
 from realtime import broadcast
 from realtime import rooms as room_names
 from realtime.chat_support import MessageWriter, profanity_filter
@@ -55,10 +55,6 @@ def typing_tracker(runtime: Runtime) -> TypingTracker:
     if not isinstance(found, TypingTracker):
         found = runtime.ext["chat.typing"] = TypingTracker()
     return found
-
-
-def _refused(exc: ChatError) -> Reject:
-    return Reject(exc.code, exc.message)
 
 
 def _playing(session: Session) -> Playing:
@@ -285,19 +281,13 @@ async def _set_blocks(session: Session, ids: list[int]) -> None:
 
 
 async def block(session: Session, payload: ChatUserPayload) -> Reply:
-    try:
-        ids = await db(services.block_add, owner_id=session.user_id, blocked_id=payload.userId)
-    except ChatError as exc:
-        raise _refused(exc) from None
+    ids = await db(services.block_add, owner_id=session.user_id, blocked_id=payload.userId)
     await _set_blocks(session, ids)
     return Reply("chat:blocked", {"userId": str(payload.userId)})
 
 
 async def unblock(session: Session, payload: ChatUserPayload) -> Reply:
-    try:
-        ids = await db(services.block_remove, owner_id=session.user_id, blocked_id=payload.userId)
-    except ChatError as exc:
-        raise _refused(exc) from None
+    ids = await db(services.block_remove, owner_id=session.user_id, blocked_id=payload.userId)
     await _set_blocks(session, ids)
     return Reply("chat:unblocked", {"userId": str(payload.userId)})
 

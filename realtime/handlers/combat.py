@@ -17,7 +17,7 @@ from django.utils import timezone
 from characters.selectors import CharacterView
 from characters.services import character_select
 from combat import challenges, services
-from combat.services import CombatError, CombatView
+from combat.services import CombatView
 from realtime import broadcast
 from realtime import rooms as room_names
 from realtime.db import db
@@ -35,10 +35,6 @@ from realtime.runtime import Runtime, repeat, start_hooks
 from realtime.session import Session, initial_state_hooks, now_ms
 
 logger = logging.getLogger(__name__)
-
-
-def _refused(exc: CombatError) -> Reject:
-    return Reject(exc.code, exc.message, **exc.extra)
 
 
 def _ms(value: Any) -> int:
@@ -133,15 +129,12 @@ async def _started(session: Session, view: CombatView) -> None:
 
 async def start(session: Session, payload: CombatStartPayload) -> Reply:
     playing = playing_of(session)
-    try:
-        view = await db(
-            services.combat_start_pve,
-            character_id=playing.character_id,
-            monster_key=payload.monster,
-            now=timezone.now(),
-        )
-    except CombatError as exc:
-        raise _refused(exc) from None
+    view = await db(
+        services.combat_start_pve,
+        character_id=playing.character_id,
+        monster_key=payload.monster,
+        now=timezone.now(),
+    )
     await _started(session, view)
     return Reply(None, {"sessionId": str(view.session_id)}, activity={"monster": payload.monster})
 
@@ -155,15 +148,12 @@ async def challenge(session: Session, payload: CombatChallengePayload) -> Reply:
         raise Reject(ErrorCode.TARGET_NOT_FOUND, "No such character is playing")
     if target.zone_id != playing.zone_id:
         raise Reject(ErrorCode.TARGET_NOT_IN_ZONE, "That character is not in your zone")
-    try:
-        made = await db(
-            challenges.combat_challenge,
-            character_id=playing.character_id,
-            target_character_id=payload.characterId,
-            now=timezone.now(),
-        )
-    except CombatError as exc:
-        raise _refused(exc) from None
+    made = await db(
+        challenges.combat_challenge,
+        character_id=playing.character_id,
+        target_character_id=payload.characterId,
+        now=timezone.now(),
+    )
     await broadcast.to_user(
         made.target_owner_id,
         "combat:challenge_received",
@@ -180,16 +170,13 @@ async def challenge(session: Session, payload: CombatChallengePayload) -> Reply:
 
 async def challenge_response(session: Session, payload: CombatChallengeResponsePayload) -> Reply:
     playing = playing_of(session)
-    try:
-        answer = await db(
-            challenges.combat_challenge_respond,
-            challenge_id=payload.challengeId,
-            character_id=playing.character_id,
-            accept=payload.accept,
-            now=timezone.now(),
-        )
-    except CombatError as exc:
-        raise _refused(exc) from None
+    answer = await db(
+        challenges.combat_challenge_respond,
+        challenge_id=payload.challengeId,
+        character_id=playing.character_id,
+        accept=payload.accept,
+        now=timezone.now(),
+    )
     if answer.view is not None:
         await _started(session, answer.view)
         return Reply(None, {"sessionId": str(answer.view.session_id)})
@@ -215,10 +202,7 @@ async def get_state(session: Session, payload: CombatSessionPayload) -> Reply:
 
 
 async def _state(session: Session, character_id: int, session_id: int) -> CombatView:
-    try:
-        return await db(services.combat_state, session_id=session_id, character_id=character_id)
-    except CombatError as exc:
-        raise _refused(exc) from None
+    return await db(services.combat_state, session_id=session_id, character_id=character_id)
 
 
 async def action(session: Session, payload: CombatActionPayload) -> Reply:
@@ -242,19 +226,16 @@ async def _act(
     session: Session, session_id: int, action_type: str, payload: CombatActionPayload | None
 ) -> CombatView:
     playing = playing_of(session)
-    try:
-        return await db(
-            services.combat_act,
-            session_id=session_id,
-            character_id=playing.character_id,
-            action_type=action_type,
-            target=payload.targetId if payload else None,
-            skill=payload.skillId if payload else None,
-            item=payload.itemId if payload else None,
-            now=timezone.now(),
-        )
-    except CombatError as exc:
-        raise _refused(exc) from None
+    return await db(
+        services.combat_act,
+        session_id=session_id,
+        character_id=playing.character_id,
+        action_type=action_type,
+        target=payload.targetId if payload else None,
+        skill=payload.skillId if payload else None,
+        item=payload.itemId if payload else None,
+        now=timezone.now(),
+    )
 
 
 # --- reconnects and deadlines ---------------------------------------------------------------
