@@ -1,23 +1,8 @@
-"""Refusals of the domain apps, with the contract's stable codes (PROTOCOL.md §5).
-
-``DomainError`` is the one base every domain app raises; the realtime dispatcher answers it as
-the event's ``<domain>:error`` with ``code``, ``message`` and any ``extra`` fields.
-"""
+"""Refusals of the character rules and services, with the contract's codes (PROTOCOL.md §5.2)."""
 
 from __future__ import annotations
 
-from typing import Any
-
-
-class DomainError(Exception):
-    """A well-formed request that the game's rules refuse; ``code`` is the wire error code."""
-
-    code = "INVALID_REQUEST"
-
-    def __init__(self, message: str, **extra: Any) -> None:
-        super().__init__(message)
-        self.message = message
-        self.extra = extra
+from domain.errors import DomainError
 
 
 class CharacterError(DomainError):

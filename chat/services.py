@@ -16,17 +16,9 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from characters.errors import DomainError
 from characters.models import Character
+from chat.errors import ChatError, UserNotFound
 from chat.models import Block, Channel, ChatMessage, Mute, ProfanityWord, whisper_pair
-
-
-class ChatError(DomainError):
-    pass
-
-
-class UserNotFound(ChatError):
-    code = "USER_NOT_FOUND"
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +33,21 @@ class NewMessage:
     zone_id: int | None = None
     guild_id: int | None = None
     recipient_id: int | None = None
+
+    def stored(self, message_id: int) -> StoredMessage:
+        """This message as it was stored under ``message_id`` (zone key not looked up)."""
+        return StoredMessage(
+            id=message_id,
+            channel=self.channel,
+            sender_id=self.sender_id,
+            character_id=self.character_id,
+            sender_name=self.sender_name,
+            text=self.text,
+            sent_ms=self.sent_ms,
+            zone_key=None,
+            guild_id=self.guild_id,
+            recipient_id=self.recipient_id,
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,7 +20,6 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from characters.errors import DomainError
 from characters.models import Character
 from combat import engine
 from combat.models import (
@@ -31,6 +30,7 @@ from combat.models import (
     SessionKind,
     SessionStatus,
 )
+from domain.errors import DomainError
 
 MAX_AI_TURNS = 50  # safety bound on consecutive monster turns in one call
 
