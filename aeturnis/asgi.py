@@ -15,8 +15,8 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 
-from realtime.daphne_compat import patch_daphne  # noqa: E402
-from realtime.routing import websocket_urlpatterns  # noqa: E402
+from realtime.transport.daphne import patch_daphne  # noqa: E402
+from realtime.transport.routing import websocket_urlpatterns  # noqa: E402
 
 patch_daphne()
 

@@ -255,7 +255,7 @@ if not isinstance(AETURNIS_RATE_LIMITS, dict):
 # --- Logging ----------------------------------------------------------------------------------
 
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO")
-# One JSON object per line (realtime.logs.JsonFormatter) instead of human-readable lines. Both
+# One JSON object per line (realtime.core.logs.JsonFormatter) instead of human-readable lines. Both
 # formatters redact tokens; uvicorn's loggers go through the same handler, because its
 # WebSocket log lines include the query string (and so a ?token=).
 AETURNIS_LOG_JSON = env_bool("AETURNIS_LOG_JSON", False)
@@ -264,10 +264,10 @@ LOGGING = {
     "disable_existing_loggers": False,
     "formatters": {
         "plain": {
-            "()": "realtime.logs.RedactingFormatter",
+            "()": "realtime.core.logs.RedactingFormatter",
             "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s",
         },
-        "json": {"()": "realtime.logs.JsonFormatter"},
+        "json": {"()": "realtime.core.logs.JsonFormatter"},
     },
     "handlers": {
         "console": {

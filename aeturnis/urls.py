@@ -5,11 +5,11 @@ from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
-from realtime import api
-from realtime.auth.views import LogoutView
-from realtime.engineio_http import engineio_http
-from realtime.health import healthz, readyz
-from realtime.metrics import metrics_view
+from realtime.ops import api
+from realtime.ops.auth_views import LogoutView
+from realtime.ops.health import healthz, readyz
+from realtime.ops.metrics import metrics_view
+from realtime.transport.engineio_http import engineio_http
 
 urlpatterns = [
     path("admin/", admin.site.urls),

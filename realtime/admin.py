@@ -13,11 +13,12 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.utils import timezone
 
-from realtime.announcements import Priority as AnnouncementPriority
-from realtime.announcements import announce_sync
 from realtime.models import Announcement, Ban
-from realtime.moderation import ban_user, kick_user, mute_user, unban_user
+from realtime.ops.announcements import Priority as AnnouncementPriority
+from realtime.ops.announcements import announce_sync
+from realtime.ops.moderation import ban_user, kick_user, mute_user, unban_user
 
 if TYPE_CHECKING:
     _BanAdminBase = admin.ModelAdmin[Ban]
@@ -57,8 +58,6 @@ class BanAdmin(_BanAdminBase):
             return
         minutes = None
         if obj.until is not None:
-            from django.utils import timezone
-
             minutes = max(0.1, (obj.until - timezone.now()).total_seconds() / 60)
         ban = ban_user(
             user_id=obj.user_id, reason=obj.reason, minutes=minutes, by_id=request.user.pk

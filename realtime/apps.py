@@ -6,7 +6,9 @@ class RealtimeConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        # stats registers its report loop; schema teaches drf-spectacular our authenticator.
-        from realtime import schema, signals, stats  # noqa: F401
+        # Imported here, not at the top: both need the app registry, which is ready only now.
+        # Importing ``schema`` is how drf-spectacular learns our authenticator (its extensions
+        # register themselves when their class is defined; that is the library's mechanism).
+        from realtime.ops import schema, signals  # noqa: F401
 
         signals.connect()

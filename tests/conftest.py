@@ -15,8 +15,8 @@ from channels.testing import WebsocketCommunicator
 from django.contrib.auth import get_user_model
 from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
 
-from realtime import runtime as runtime_module
-from realtime.redis_client import key, redis_enabled, sync_redis
+from realtime.core.redis_client import key, redis_enabled, sync_redis
+from realtime.runtime import lookup as runtime_module
 
 DEMO_PASSWORD = "aeturnis-demo"
 WS_TIMEOUT = 5
@@ -45,7 +45,7 @@ async def _fresh_runtime() -> Any:
     """Every test starts with no runtime, no limiter state and (with Redis) no app keys."""
     runtime_module._runtime = None
     runtime_module._lock = None
-    from realtime import stores
+    from realtime.state import stores
 
     stores._local = stores._LocalExpiring()
     if redis_enabled():

@@ -9,10 +9,11 @@ from typing import Any
 from channels.db import database_sync_to_async
 from django.contrib.auth import get_user_model
 
+from realtime.auth.bans import is_banned
 from realtime.auth.tokens import AuthError, TokenInfo, verify_access_token
-from realtime.errors import ErrorCode
-from realtime.ratelimit import BLOCK_SECONDS, RateLimiter
-from realtime.stores import blocked_ips
+from realtime.core.errors import ErrorCode
+from realtime.state.ratelimit import BLOCK_SECONDS, RateLimiter
+from realtime.state.stores import blocked_ips
 
 logger = logging.getLogger(__name__)
 
@@ -35,8 +36,6 @@ def _account(user_id: int) -> tuple[Account | None, bool]:
     )
     if row is None:
         return None, False
-    from realtime.moderation import is_banned
-
     allowed = bool(row["is_active"]) and not is_banned(user_id)
     return Account(user_id, row["username"], row["is_staff"]), allowed
 

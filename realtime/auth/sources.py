@@ -9,7 +9,7 @@ from urllib.parse import parse_qs
 
 from django.conf import settings
 
-from realtime.constants import SUBPROTOCOL, SUBPROTOCOL_BEARER_PREFIX
+from realtime.core.constants import SUBPROTOCOL, SUBPROTOCOL_BEARER_PREFIX
 
 Scope = dict[str, Any]
 

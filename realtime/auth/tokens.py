@@ -14,8 +14,8 @@ from rest_framework_simplejwt.exceptions import TokenBackendExpiredToken
 from rest_framework_simplejwt.settings import api_settings
 from rest_framework_simplejwt.state import token_backend
 
-from realtime.errors import ErrorCode
-from realtime.stores import revoked_tokens
+from realtime.core.errors import ErrorCode
+from realtime.state.stores import revoked_tokens
 
 MAX_TOKEN_LENGTH = 4096
 

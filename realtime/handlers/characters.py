@@ -1,7 +1,7 @@
 """``character:*`` events (PROTOCOL.md §5.2): select, move, change zone, actions, status.
 
 Movement never touches the database: it is judged by ``characters.rules`` against the live
-position (``realtime.live``) by the server's clock and written behind by ``PositionWriter``.
+position (``realtime.state.live``) by the server's clock and written behind by ``PositionWriter``.
 """
 
 from __future__ import annotations
@@ -14,13 +14,14 @@ from django.conf import settings
 from characters import rules, services
 from characters.selectors import CharacterView
 from combat.services import active_session_for_character
-from realtime import broadcast
-from realtime import rooms as room_names
-from realtime.constants import CloseReason
-from realtime.db import db
-from realtime.errors import ErrorCode, Reject
+from realtime.connection.session import Session
+from realtime.core.clock import now_ms, now_s
+from realtime.core.constants import CloseReason
+from realtime.core.db import db
+from realtime.core.errors import ErrorCode, Reject
+from realtime.fanout import rooms as room_names
+from realtime.handlers.common import playing_of
 from realtime.handlers.reply import Reply
-from realtime.live import LiveState, now_s
 from realtime.protocol.world_payloads import (
     CharacterActionPayload,
     CharacterChangeZonePayload,
@@ -28,8 +29,8 @@ from realtime.protocol.world_payloads import (
     CharacterSelectPayload,
     CharacterStatusPayload,
 )
-from realtime.session import Session, now_ms
-from realtime.world import Playing
+from realtime.state.live import LiveState
+from realtime.state.playing import Playing
 
 logger = logging.getLogger(__name__)
 
@@ -59,12 +60,6 @@ def wire_character(view: CharacterView, position: rules.Position) -> dict[str, A
         "status": view.status,
         "guildId": None if view.guild_id is None else str(view.guild_id),
     }
-
-
-def playing_of(session: Session) -> Playing:
-    if session.playing is None:
-        raise Reject(ErrorCode.NO_CHARACTER, "Select a character first")
-    return session.playing
 
 
 async def _leave_playing(session: Session, playing: Playing) -> None:
@@ -114,7 +109,7 @@ async def enter_world(session: Session, view: CharacterView) -> rules.Position:
         ]
     )
     await runtime.presence.playing_changed(session)
-    await broadcast.to_room(
+    await session.runtime.broadcast.to_room(
         room_names.zone_room(playing.zone),
         "character:online",
         {
@@ -169,7 +164,7 @@ async def move(session: Session, payload: CharacterMovePayload) -> None:
     await session.runtime.live.put(
         LiveState(playing.character_id, playing.zone_id, playing.zone, target, now), dirty=True
     )
-    await broadcast.to_room(
+    await session.runtime.broadcast.to_room(
         room_names.zone_room(playing.zone),
         "character:moved",
         {
@@ -227,7 +222,7 @@ async def change_zone(session: Session, payload: CharacterChangeZonePayload) -> 
     await session.join(room_names.zone_room(new.key))
     await runtime.presence.playing_changed(session)
     # Other connections playing the same character follow it.
-    await broadcast.control(
+    await session.runtime.broadcast.control(
         room_names.character_room(playing.character_id),
         "enter_zone",
         characterId=playing.character_id,
@@ -239,14 +234,14 @@ async def change_zone(session: Session, payload: CharacterChangeZonePayload) -> 
         "name": playing.name,
         "timestamp": now_ms(),
     }
-    await broadcast.to_room(
+    await session.runtime.broadcast.to_room(
         room_names.zone_room(old),
         "zone:character_left",
         {**common, "zone": old, "toZone": new.key},
         exclude=session.socket_id,
         sender=session.user_id,
     )
-    await broadcast.to_room(
+    await session.runtime.broadcast.to_room(
         room_names.zone_room(new.key),
         "zone:character_entered",
         {**common, "zone": new.key, "fromZone": old},
@@ -301,7 +296,7 @@ async def action(session: Session, payload: CharacterActionPayload) -> Reply:
     result["mana"] = playing.mana
     timestamp = now_ms()
     target_id = None if payload.targetId is None else str(payload.targetId)
-    await broadcast.to_room(
+    await session.runtime.broadcast.to_room(
         room_names.zone_room(playing.zone),
         "character:action_broadcast",
         {
@@ -348,7 +343,7 @@ async def status_update(session: Session, payload: CharacterStatusPayload) -> No
     await db(
         services.character_status_set, character_id=playing.character_id, status=payload.status
     )
-    await broadcast.to_room(
+    await session.runtime.broadcast.to_room(
         room_names.zone_room(playing.zone),
         "character:status_changed",
         {

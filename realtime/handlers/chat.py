@@ -1,9 +1,9 @@
 """``chat:*`` events (PROTOCOL.md §5.3).
 
-Every channel message and whisper is stored (batched, see ``realtime.chat_support``) before it
-is broadcast. Blocks are enforced where events are delivered: each connection knows the users
-its account blocks and drops their room events (``Session.room_frame``), which covers
-messages, whispers, emotes and typing alike, on every process.
+Every channel message and whisper is stored (batched, see ``realtime.handlers.chat_writer``)
+before it is broadcast. Blocks are enforced where events are delivered: each connection knows
+the users its account blocks and drops their room events (``Session.room_frame``), which
+covers messages, whispers, emotes and typing alike, on every process.
 """
 
 from __future__ import annotations
@@ -12,16 +12,18 @@ from typing import Any
 
 from django.conf import settings
 
-from chat import rules, services
+from chat import policy, rules, services
 from chat.services import HistoryQuery, NewMessage, StoredMessage
-from realtime import broadcast
-from realtime import rooms as room_names
-from realtime.chat_support import MessageWriter, profanity_filter
-from realtime.constants import ROOM_GLOBAL_CHAT
-from realtime.controls import CONTROL_ACTIONS
-from realtime.db import db
-from realtime.errors import ErrorCode, Reject
+from realtime.connection.session import Session
+from realtime.core.clock import now_ms
+from realtime.core.constants import ROOM_GLOBAL_CHAT
+from realtime.core.db import db
+from realtime.core.errors import ErrorCode, Reject
+from realtime.fanout import rooms as room_names
+from realtime.handlers.chat_writer import MessageWriter, ProfanityCache
+from realtime.handlers.common import playing_of
 from realtime.handlers.reply import Reply
+from realtime.handlers.typing import TypingTracker
 from realtime.protocol.chat_payloads import (
     ChatEmotePayload,
     ChatHistoryPayload,
@@ -31,68 +33,36 @@ from realtime.protocol.chat_payloads import (
     ChatWhisperPayload,
 )
 from realtime.protocol.world_payloads import EmptyPayload
-from realtime.runtime import Runtime, current_runtime
-from realtime.session import (
-    Session,
-    end_hooks,
-    initial_state_hooks,
-    now_ms,
-)
-from realtime.shutdown import shutdown_hooks
-from realtime.typing_status import TypingTracker
-from realtime.world import Playing
+from realtime.runtime.runtime import Runtime
 
 
-def writer(runtime: Runtime) -> MessageWriter:
-    found = runtime.ext.get("chat.writer")
-    if not isinstance(found, MessageWriter):
-        found = runtime.ext["chat.writer"] = MessageWriter()
-    return found
-
-
-def typing_tracker(runtime: Runtime) -> TypingTracker:
-    found = runtime.ext.get("chat.typing")
-    if not isinstance(found, TypingTracker):
-        found = runtime.ext["chat.typing"] = TypingTracker()
-    return found
-
-
-def _playing(session: Session) -> Playing:
-    if session.playing is None:
-        raise Reject(ErrorCode.NO_CHARACTER, "Select a character first")
-    return session.playing
+def install(runtime: Runtime) -> None:
+    """Chat's per-process parts: the group-commit writer (flushed at shutdown), typing state
+    and the profanity filter (rebuilt when the word list changes on any process)."""
+    writer = MessageWriter()
+    profanity = ProfanityCache()
+    runtime.provide(MessageWriter, writer)
+    runtime.provide(TypingTracker, TypingTracker(runtime.broadcast))
+    runtime.provide(ProfanityCache, profanity)
+    runtime.on_shutdown(writer.flushed)
+    runtime.on_process_message("profanity.reload", profanity.reload)
 
 
 def _channel_room(session: Session, channel: str) -> str:
     """The room of a zone / global / guild channel for this connection (or a refusal)."""
     if channel == "global":
         return ROOM_GLOBAL_CHAT
-    playing = _playing(session)
+    playing = playing_of(session)
     if channel == "zone":
         return room_names.zone_room(playing.zone)
-    if playing.guild_id is None:
-        raise Reject(ErrorCode.NOT_IN_GUILD, "Your character is not in a guild")
-    return room_names.guild_room(playing.guild_id)
+    return room_names.guild_room(policy.check_guild_channel(playing.guild_id))
 
 
-def _check_muted(session: Session) -> None:
-    until = int(session.extra.get("muted_until_ms", 0))
-    if until > now_ms():
-        raise Reject(ErrorCode.MUTED, "You are muted", until=until)
-
-
-async def _clean(message: str) -> tuple[str, bool]:
+async def _clean(session: Session, message: str) -> tuple[str, bool]:
     """Hygiene and the profanity filter; returns the text to store and whether it was masked."""
-    text = rules.clean_text(message)
-    problem = rules.message_problem(text)
-    if problem is not None:
-        raise Reject(ErrorCode.INVALID_MESSAGE, problem)
-    profanity = await profanity_filter()
-    if not profanity.contains(text):
-        return text, False
-    if settings.AETURNIS_PROFANITY_MODE == rules.FilterMode.REJECT:
-        raise Reject(ErrorCode.CONTENT_BLOCKED, "The message contains blocked words")
-    return profanity.mask(text), True
+    text = policy.checked_message(message)
+    profanity = await session.runtime.get(ProfanityCache).get()
+    return policy.filtered(text, profanity, settings.AETURNIS_PROFANITY_MODE)
 
 
 def wire_message(m: StoredMessage) -> dict[str, Any]:
@@ -113,41 +83,32 @@ def wire_message(m: StoredMessage) -> dict[str, Any]:
 
 async def message(session: Session, payload: ChatMessagePayload) -> Reply:
     room = _channel_room(session, payload.channel)
-    playing = _playing(session)
-    _check_muted(session)
-    text, filtered = await _clean(payload.message)
-    sent = now_ms()
+    playing = playing_of(session)
+    policy.check_not_muted(muted_until_ms=session.muted_until_ms, now_ms=now_ms())
+    text, masked = await _clean(session, payload.message)
     new = NewMessage(
         channel=payload.channel,
         sender_id=session.user_id,
         character_id=playing.character_id,
         sender_name=playing.name,
         text=text,
-        filtered=filtered,
-        sent_ms=sent,
+        filtered=masked,
+        sent_ms=now_ms(),
         zone_id=playing.zone_id if payload.channel == "zone" else None,
         guild_id=playing.guild_id if payload.channel == "guild" else None,
     )
-    message_id = await writer(session.runtime).store(new)
-    await broadcast.to_room(
+    stored = new.stored(await session.runtime.get(MessageWriter).store(new))
+    await session.runtime.broadcast.to_room(
         room,
         "chat:message",
-        {
-            "id": str(message_id),
-            "userId": str(session.user_id),
-            "characterId": str(playing.character_id),
-            "characterName": playing.name,
-            "channel": payload.channel,
-            "message": text,
-            "serverTimestamp": sent,
-        },
+        wire_message(stored),
         exclude=session.socket_id,
         sender=session.user_id,
     )
     return Reply(
         "chat:message_sent",
-        {"id": str(message_id), "channel": payload.channel, "serverTimestamp": sent},
-        activity={"channel": payload.channel, "id": str(message_id)},
+        {"id": str(stored.id), "channel": payload.channel, "serverTimestamp": stored.sent_ms},
+        activity={"channel": payload.channel, "id": str(stored.id)},
     )
 
 
@@ -164,8 +125,8 @@ async def _whisper_target(payload: ChatWhisperPayload) -> int:
 
 
 async def whisper(session: Session, payload: ChatWhisperPayload) -> Reply:
-    _check_muted(session)
-    text, filtered = await _clean(payload.message)
+    policy.check_not_muted(muted_until_ms=session.muted_until_ms, now_ms=now_ms())
+    text, masked = await _clean(session, payload.message)
     target = await _whisper_target(payload)
     if target == session.user_id:
         raise Reject(ErrorCode.INVALID_REQUEST, "You cannot whisper to yourself")
@@ -183,12 +144,12 @@ async def whisper(session: Session, payload: ChatWhisperPayload) -> Reply:
         character_id=playing.character_id if playing else None,
         sender_name=name,
         text=text,
-        filtered=filtered,
+        filtered=masked,
         sent_ms=sent,
         recipient_id=target,
     )
-    message_id = await writer(session.runtime).store(new)
-    await broadcast.to_room(
+    message_id = await session.runtime.get(MessageWriter).store(new)
+    await session.runtime.broadcast.to_room(
         room_names.user_room(target),
         "chat:whisper_received",
         {
@@ -215,11 +176,11 @@ async def whisper(session: Session, payload: ChatWhisperPayload) -> Reply:
 
 
 async def emote(session: Session, payload: ChatEmotePayload) -> None:
-    playing = _playing(session)
+    playing = playing_of(session)
     if payload.emote not in rules.EMOTES:
         raise Reject(ErrorCode.INVALID_EMOTE, f"Unknown emote '{payload.emote[:32]}'")
     target = rules.clean_text(payload.target)[:64] if payload.target else None
-    await broadcast.to_room(
+    await session.runtime.broadcast.to_room(
         room_names.zone_room(playing.zone),
         "chat:emote",
         {
@@ -246,7 +207,7 @@ async def history(session: Session, payload: ChatHistoryPayload) -> Reply:
     zone_id = guild_id = None
     if payload.channel in ("zone", "guild"):
         _channel_room(session, payload.channel)  # refuses without a character or guild
-        playing = _playing(session)
+        playing = playing_of(session)
         zone_id, guild_id = playing.zone_id, playing.guild_id
     query = HistoryQuery(
         user_id=session.user_id,
@@ -271,13 +232,15 @@ async def history(session: Session, payload: ChatHistoryPayload) -> Reply:
 
 async def typing(session: Session, payload: ChatTypingPayload) -> None:
     room = _channel_room(session, payload.channel)
-    await typing_tracker(session.runtime).update(session, payload.channel, room, payload.typing)
+    await session.runtime.get(TypingTracker).update(session, payload.channel, room, payload.typing)
 
 
 async def _set_blocks(session: Session, ids: list[int]) -> None:
     session.blocked_user_ids = frozenset(ids)
     # Every other connection of this account, on every process, adopts the same list.
-    await broadcast.control(room_names.user_room(session.user_id), "blocks", userIds=ids)
+    await session.runtime.broadcast.control(
+        room_names.user_room(session.user_id), "blocks", userIds=ids
+    )
 
 
 async def block(session: Session, payload: ChatUserPayload) -> Reply:
@@ -300,38 +263,13 @@ async def blocklist(session: Session, payload: EmptyPayload) -> Reply:
 # --- connection life ------------------------------------------------------------------------
 
 
-async def _load_chat_state(session: Session) -> dict[str, Any]:
-    """At connect: the account's block list and running mute (nothing goes into sync:initial)."""
+async def load_state(session: Session) -> None:
+    """At connect: the account's block list and running mute (PROTOCOL.md §5.3)."""
     session.blocked_user_ids = frozenset(await db(services.blocked_ids, session.user_id))
     until = await db(services.mute_until, session.user_id)
-    session.extra["muted_until_ms"] = int(until.timestamp() * 1000) if until else 0
-    return {}
+    session.muted_until_ms = int(until.timestamp() * 1000) if until else 0
 
 
-async def _end_typing(session: Session) -> None:
-    await typing_tracker(session.runtime).session_ended(session)
-
-
-def _control_blocks(session: Session, message: dict[str, Any]) -> None:
-    ids = message.get("userIds")
-    if isinstance(ids, list) and all(isinstance(i, int) for i in ids):
-        session.blocked_user_ids = frozenset(ids)
-
-
-def _control_mute(session: Session, message: dict[str, Any]) -> None:
-    until = message.get("until")
-    if isinstance(until, int):
-        session.extra["muted_until_ms"] = until
-
-
-async def _flush_writer() -> None:
-    runtime = current_runtime()
-    if runtime is not None and "chat.writer" in runtime.ext:
-        await writer(runtime).flushed()
-
-
-initial_state_hooks.append(_load_chat_state)
-shutdown_hooks.append(_flush_writer)
-end_hooks.append(_end_typing)
-CONTROL_ACTIONS["blocks"] = _control_blocks
-CONTROL_ACTIONS["mute"] = _control_mute
+async def end_typing(session: Session) -> None:
+    """The connection ended: its typing indicators stop (``typing: false``)."""
+    await session.runtime.get(TypingTracker).session_ended(session)

@@ -18,11 +18,15 @@ from characters.selectors import CharacterView
 from characters.services import character_select
 from combat import challenges, services
 from combat.services import CombatView
-from realtime import broadcast
-from realtime import rooms as room_names
-from realtime.db import db
-from realtime.errors import ErrorCode, Reject
-from realtime.handlers.characters import enter_world, playing_of, wire_character
+from realtime.connection.session import Session
+from realtime.core.clock import now_ms
+from realtime.core.db import db
+from realtime.core.errors import ErrorCode, Reject
+from realtime.core.loops import repeat
+from realtime.fanout import rooms as room_names
+from realtime.fanout.broadcast import Broadcast
+from realtime.handlers.characters import enter_world, wire_character
+from realtime.handlers.common import playing_of
 from realtime.handlers.reply import Reply
 from realtime.protocol.combat_payloads import (
     CombatActionPayload,
@@ -31,8 +35,7 @@ from realtime.protocol.combat_payloads import (
     CombatSessionPayload,
     CombatStartPayload,
 )
-from realtime.runtime import Runtime, repeat, start_hooks
-from realtime.session import Session, initial_state_hooks, now_ms
+from realtime.runtime.runtime import Runtime
 
 logger = logging.getLogger(__name__)
 
@@ -41,19 +44,24 @@ def _ms(value: Any) -> int:
     return int(value.timestamp() * 1000)
 
 
-async def _join_fight(view: CombatView) -> None:
+def install(runtime: Runtime) -> None:
+    """Every process plays expired turns (``deadline_ticker``)."""
+    runtime.add_task(deadline_ticker)
+
+
+async def _join_fight(broadcast: Broadcast, view: CombatView) -> None:
     """Every connection of every participant joins the fight's room, on every process."""
     room = room_names.combat_room(view.session_id)
     for character_id in view.character_ids:
         await broadcast.control(room_names.character_room(character_id), "join", to=room)
 
 
-async def publish(view: CombatView) -> None:
+async def publish(broadcast: Broadcast, view: CombatView) -> None:
     """The applied steps, then whose turn it is or how the fight ended, to the fight's room."""
-    await _publish_to(room_names.combat_room(view.session_id), view)
+    await _publish_to(broadcast, room_names.combat_room(view.session_id), view)
 
 
-async def _publish_to(room: str, view: CombatView) -> None:
+async def _publish_to(broadcast: Broadcast, room: str, view: CombatView) -> None:
     session_id = str(view.session_id)
     for step in view.steps:
         outcome = step.outcome
@@ -119,12 +127,13 @@ def _character_of(state: dict[str, Any], participant_id: str) -> str | None:
 async def _started(session: Session, view: CombatView) -> None:
     """A new fight: its first events go to each participant's character room, because their
     connections (on any process) are joining the fight's room at this very moment."""
+    broadcast = session.runtime.broadcast
     await session.join(room_names.combat_room(view.session_id))
-    await _join_fight(view)
+    await _join_fight(broadcast, view)
     for character_id in view.character_ids:
         room = room_names.character_room(character_id)
         await broadcast.to_room(room, "combat:start", view.state)
-        await _publish_to(room, view)
+        await _publish_to(broadcast, room, view)
 
 
 async def start(session: Session, payload: CombatStartPayload) -> Reply:
@@ -154,7 +163,7 @@ async def challenge(session: Session, payload: CombatChallengePayload) -> Reply:
         target_character_id=payload.characterId,
         now=timezone.now(),
     )
-    await broadcast.to_user(
+    await session.runtime.broadcast.to_user(
         made.target_owner_id,
         "combat:challenge_received",
         {
@@ -180,7 +189,7 @@ async def challenge_response(session: Session, payload: CombatChallengeResponseP
     if answer.view is not None:
         await _started(session, answer.view)
         return Reply(None, {"sessionId": str(answer.view.session_id)})
-    await broadcast.to_user(
+    await session.runtime.broadcast.to_user(
         answer.challenger_owner_id,
         "combat:challenge_declined",
         {"challengeId": str(answer.challenge_id), "byCharacterId": str(playing.character_id)},
@@ -209,7 +218,7 @@ async def action(session: Session, payload: CombatActionPayload) -> Reply:
     if payload.actionType == "flee":
         raise Reject(ErrorCode.INVALID_ACTION, "Use combat:flee to flee")
     view = await _act(session, payload.sessionId, payload.actionType, payload)
-    await publish(view)
+    await publish(session.runtime.broadcast, view)
     return Reply(None, {"turnNumber": view.state["turnNumber"]})
 
 
@@ -218,7 +227,7 @@ async def flee(session: Session, payload: CombatSessionPayload) -> Reply:
     first = view.steps[0].outcome if view.steps else None
     success = bool(first and first.fled)
     chance = first.chance if first and first.chance is not None else 0.0
-    await publish(view)
+    await publish(session.runtime.broadcast, view)
     return Reply("combat:flee_result", {"success": success, "chance": chance})
 
 
@@ -241,7 +250,7 @@ async def _act(
 # --- reconnects and deadlines ---------------------------------------------------------------
 
 
-async def _rejoin(session: Session) -> dict[str, Any]:
+async def rejoin(session: Session) -> dict[str, Any]:
     """At connect: a user whose character is in a live fight gets it selected and rejoined."""
     found = await db(services.active_fight_for_user, session.user_id)
     if found is None:
@@ -265,10 +274,6 @@ async def deadline_ticker(runtime: Runtime) -> None:
 
     async def play_expired() -> None:
         for view in await db(services.combat_timeouts, now=timezone.now()):
-            await publish(view)
+            await publish(runtime.broadcast, view)
 
     await repeat(tick_seconds, play_expired, "playing expired combat turns")
-
-
-initial_state_hooks.append(_rejoin)
-start_hooks.append(deadline_ticker)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from realtime.errors import ErrorCode, Reject
+from realtime.connection.session import Session
+from realtime.core.errors import ErrorCode, Reject
 from realtime.handlers.reply import Reply
 from realtime.protocol.world_payloads import EmptyPayload, PresenceGetPayload
-from realtime.session import Session
 
 MAX_PRESENCE_IDS = 100
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from realtime.auth.tokens import AuthError, verify_access_token
-from realtime.errors import HANDSHAKE_MESSAGES, ErrorCode, Reject
+from realtime.connection.session import Session
+from realtime.core.clock import now_ms
+from realtime.core.errors import HANDSHAKE_MESSAGES, ErrorCode, Reject
 from realtime.handlers.reply import Reply
 from realtime.protocol.payloads import AuthPayload, AuthRefreshPayload, SyncResumePayload
-from realtime.session import Session, now_ms
 
 
 async def ping(session: Session, data: Any) -> Reply:
@@ -56,7 +57,7 @@ async def sync_resume(session: Session, payload: SyncResumePayload) -> Reply:
     replayed_up_to: dict[str, int] = {}
     try:
         for room, after in sorted(wanted.items()):
-            replay = await session.runtime.bus.replay(room, after)
+            replay = await session.runtime.broadcast.replay(room, after)
             for entry in replay.entries:
                 if entry.sender and entry.sender in session.blocked_user_ids:
                     continue

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from realtime.hub import FrameCodec
+from realtime.protocol.base import Codec
 from realtime.protocol.native import NATIVE
 from realtime.protocol.socketio import SOCKETIO
 
-CODECS: dict[str, FrameCodec] = {NATIVE.name: NATIVE, SOCKETIO.name: SOCKETIO}
+CODECS: dict[str, Codec] = {NATIVE.name: NATIVE, SOCKETIO.name: SOCKETIO}

@@ -415,14 +415,14 @@ async def test_positions_are_written_behind_periodically(world: Any) -> None:
 
 @FAST
 async def test_graceful_shutdown_writes_every_live_position(world: Any) -> None:
-    from realtime.runtime import get_runtime
-    from realtime.shutdown import close_all
+    from realtime.runtime.shutdown import close_all
+    from realtime.transport.app import app_runtime
 
     alice = await play(world["alice"])
     bob = await play(world["bob"])
     await request(alice, "character:move", {"x": -3, "y": 4}, ack=1)
     await request(bob, "character:move", {"x": 6, "y": -2}, ack=1)
-    await close_all(await get_runtime())
+    await close_all(await app_runtime())
     rows = await database_sync_to_async(
         lambda: {c.name: (c.pos_x, c.pos_y) for c in Character.objects.all()}
     )()

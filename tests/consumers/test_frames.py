@@ -10,7 +10,7 @@ import pytest
 from channels.db import database_sync_to_async
 from rest_framework_simplejwt.tokens import AccessToken
 
-from realtime import broadcast
+from realtime.transport.app import app_runtime
 from tests.conftest import WS_TIMEOUT, access_for, connect, connect_as
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -218,8 +218,12 @@ async def test_room_broadcast_reaches_members_with_room_and_increasing_offsets(
     other = await database_sync_to_async(make_user)()
     a, _ = await connect_as(user)
     b, _ = await connect_as(other)
-    first = await broadcast.to_room("global:events", "system:announcement", {"message": "one"})
-    second = await broadcast.to_room("global:events", "system:announcement", {"message": "two"})
+    first = await (await app_runtime()).broadcast.to_room(
+        "global:events", "system:announcement", {"message": "one"}
+    )
+    second = await (await app_runtime()).broadcast.to_room(
+        "global:events", "system:announcement", {"message": "two"}
+    )
     assert second == first + 1
     for comm in (a, b):
         one = await comm.receive_json_from(timeout=WS_TIMEOUT)
@@ -242,7 +246,7 @@ async def test_user_room_event_reaches_every_connection_of_that_user_only(
     a1, _ = await connect_as(user)
     a2, _ = await connect_as(user)
     b, _ = await connect_as(other)
-    await broadcast.to_user(user.pk, "quest:update", {"step": 2})
+    await (await app_runtime()).broadcast.to_user(user.pk, "quest:update", {"step": 2})
     for comm in (a1, a2):
         frame = await comm.receive_json_from(timeout=WS_TIMEOUT)
         assert frame["event"] == "quest:update" and frame["room"] == f"user:{user.pk}"
@@ -257,7 +261,9 @@ async def test_excluded_socket_does_not_receive_its_own_broadcast(
     other = await database_sync_to_async(make_user)()
     a, initial_a = await connect_as(user)
     b, _ = await connect_as(other)
-    await broadcast.to_global_chat("chat:message", {"m": 1}, exclude=initial_a["socketId"])
+    await (await app_runtime()).broadcast.to_room(
+        "global:chat", "chat:message", {"m": 1}, exclude=initial_a["socketId"]
+    )
     assert (await b.receive_json_from(timeout=WS_TIMEOUT))["data"] == {"m": 1}
     assert await a.receive_nothing(timeout=0.3)
     await a.disconnect()
@@ -269,7 +275,9 @@ async def test_resume_replays_missed_events_in_order_then_reports(user: Any) -> 
     start = initial["offsets"]["global:events"]
     await comm.disconnect()
     for n in range(3):
-        await broadcast.to_room("global:events", "system:announcement", {"n": n})
+        await (await app_runtime()).broadcast.to_room(
+            "global:events", "system:announcement", {"n": n}
+        )
     comm, _ = await connect_as(user)
     await comm.send_json_to(
         {"event": "sync:resume", "data": {"rooms": {"global:events": start, "zone:nowhere": 4}}}
@@ -294,7 +302,9 @@ async def test_resume_past_the_history_says_not_recovered(settings: Any, user: A
     settings.AETURNIS_HISTORY_SIZE = 2
     comm, _ = await connect_as(user)
     for n in range(5):
-        await broadcast.to_room("global:events", "system:announcement", {"n": n})
+        await (await app_runtime()).broadcast.to_room(
+            "global:events", "system:announcement", {"n": n}
+        )
     for _ in range(5):
         await comm.receive_json_from(timeout=WS_TIMEOUT)
     await comm.send_json_to({"event": "sync:resume", "data": {"rooms": {"global:events": 0}}})
@@ -311,7 +321,9 @@ async def test_revoke_control_closes_only_sockets_using_that_token(user: Any) ->
     b = await connect(f"/ws/game/?token={token_b}")
     for comm in (a, b):
         assert (await comm.receive_json_from(timeout=WS_TIMEOUT))["event"] == "sync:initial"
-    await broadcast.control(f"user:{user.pk}", "revoke", jti=str(token_a["jti"]))
+    await (await app_runtime()).broadcast.control(
+        f"user:{user.pk}", "revoke", jti=str(token_a["jti"])
+    )
     assert await a.receive_json_from(timeout=WS_TIMEOUT) == {
         "event": "auth:expired",
         "data": {"code": "TOKEN_REVOKED"},
@@ -324,7 +336,7 @@ async def test_revoke_control_closes_only_sockets_using_that_token(user: Any) ->
 
 async def test_kick_control_sends_session_kicked_then_4003(user: Any) -> None:
     comm, _ = await connect_as(user)
-    await broadcast.control(f"user:{user.pk}", "kick", reason="spamming")
+    await (await app_runtime()).broadcast.control(f"user:{user.pk}", "kick", reason="spamming")
     assert await comm.receive_json_from(timeout=WS_TIMEOUT) == {
         "event": "session:kicked",
         "data": {"reason": "spamming"},
@@ -334,11 +346,11 @@ async def test_kick_control_sends_session_kicked_then_4003(user: Any) -> None:
 
 
 async def test_graceful_shutdown_announces_and_closes_with_1012(user: Any) -> None:
-    from realtime.runtime import get_runtime
-    from realtime.shutdown import close_all
+    from realtime.runtime.shutdown import close_all
+    from realtime.transport.app import app_runtime
 
     comm, _ = await connect_as(user)
-    await close_all(await get_runtime())
+    await close_all(await app_runtime())
     frame = await comm.receive_json_from(timeout=WS_TIMEOUT)
     assert frame["event"] == "system:shutdown"
     assert isinstance(frame["data"]["reconnectAfterMs"], int)

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from channels.db import database_sync_to_async
 
-from realtime.dispatch import ROUTES
+from realtime.handlers.dispatch import ROUTES
 from tests.conftest import WS_TIMEOUT
 from tests.consumers.world import Player, play, seed_world
 

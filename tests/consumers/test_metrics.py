@@ -21,10 +21,12 @@ from channels.db import database_sync_to_async
 from django.test import override_settings
 from prometheus_client.parser import text_string_to_metric_families
 
-from realtime import broadcast, dispatch, metrics
-from realtime.logs import JsonFormatter
-from realtime.outbound import Outbound
+from realtime.connection.outbound import Outbound
+from realtime.core import metrics
+from realtime.core.logs import JsonFormatter
+from realtime.handlers import dispatch
 from realtime.protocol import payloads
+from realtime.transport.app import app_runtime
 from tests.conftest import WS_TIMEOUT, access_for, connect, connect_as
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -116,7 +118,7 @@ async def test_room_fan_out_counts_each_delivery_and_times_each_broadcast(
     first, _ = await connect_as(user)
     second, _ = await connect_as(user)
     before = await scrape(async_client)
-    await broadcast.to_user(user.pk, "test:hello", {"n": 1})
+    await (await app_runtime()).broadcast.to_user(user.pk, "test:hello", {"n": 1})
     for comm in (first, second):
         frame = await comm.receive_json_from(timeout=WS_TIMEOUT)
         assert frame["event"] == "test:hello"
@@ -226,7 +228,7 @@ def test_with_a_token_setting_the_right_bearer_token_is_let_in(client: Any, sett
 WORKER = """
 import sys, django
 django.setup()
-from realtime import metrics
+from realtime.core import metrics
 if sys.argv[1] == "work":
     metrics.OUT_EVENT.inc(3)
     metrics.CONNECTIONS.labels("native").inc()

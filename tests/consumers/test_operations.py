@@ -137,7 +137,7 @@ async def test_an_announcement_saved_in_the_admin_reaches_everyone(
 
 
 async def test_admin_actions_kick_and_ban_users(people: Any, client: Any) -> None:
-    from realtime.moderation import is_banned
+    from realtime.auth.bans import is_banned
 
     comm, _ = await connect_as(people["player"])
 

@@ -10,8 +10,8 @@ import pytest
 from channels.db import database_sync_to_async
 from django.test import override_settings
 
-from realtime.presence.store import ConnEntry
-from realtime.runtime import get_runtime
+from realtime.state.presence.store import ConnEntry
+from realtime.transport.app import app_runtime
 from tests.conftest import connect_as
 from tests.consumers.world import Player, ask, next_event, nothing_more, play, request, seed_world
 
@@ -129,7 +129,7 @@ async def test_guild_hears_a_member_arrive_and_go_offline(world: Any) -> None:
 
 async def test_a_character_that_joins_a_guild_while_played_joins_its_room(world: Any) -> None:
     from characters.models import Guild, GuildMembership
-    from realtime import broadcast, rooms
+    from realtime.fanout import rooms
 
     carol = await play(world["carol"])
     guild = await database_sync_to_async(Guild.objects.get)(name="Dawnguard")
@@ -137,23 +137,27 @@ async def test_a_character_that_joins_a_guild_while_played_joins_its_room(world:
         guild=guild, character=world["carol"].character
     )
     for _ in range(50):
-        runtime = await get_runtime()
+        runtime = await app_runtime()
         if rooms.guild_room(guild.pk) in runtime.hub.rooms and any(
             getattr(m, "playing", None) and m.playing.name == "Carol"
             for m in runtime.hub.local_members(rooms.guild_room(guild.pk))
         ):
             break
         await asyncio.sleep(0.05)
-    await broadcast.to_room(rooms.guild_room(guild.pk), "guild:notice", {"text": "welcome"})
+    await (await app_runtime()).broadcast.to_room(
+        rooms.guild_room(guild.pk), "guild:notice", {"text": "welcome"}
+    )
     assert (await next_event(carol, "guild:notice")) == {"text": "welcome"}
     await database_sync_to_async(
         GuildMembership.objects.filter(character=world["carol"].character).delete
     )()
     for _ in range(50):
-        if "guild:" + str(guild.pk) not in {r for r in (await get_runtime()).hub.rooms}:
+        if "guild:" + str(guild.pk) not in {r for r in (await app_runtime()).hub.rooms}:
             break
         await asyncio.sleep(0.05)
-    await broadcast.to_room(rooms.guild_room(guild.pk), "guild:notice", {"text": "bye"})
+    await (await app_runtime()).broadcast.to_room(
+        rooms.guild_room(guild.pk), "guild:notice", {"text": "bye"}
+    )
     await nothing_more(carol)
     await carol.disconnect()
 
@@ -173,7 +177,7 @@ async def test_non_guild_members_hear_no_presence_changes(world: Any) -> None:
 @override_settings(AETURNIS_PRESENCE_REFRESH_S=0.1, AETURNIS_PRESENCE_TTL_S=0.5)
 async def test_entries_of_a_dead_process_expire_and_their_zone_hears_offline(world: Any) -> None:
     bob = await play(world["bob"])
-    runtime = await get_runtime()
+    runtime = await app_runtime()
     ghost = ConnEntry(
         socket_id="ghost-socket",
         user_id=world["dave"].user.pk,
@@ -209,7 +213,7 @@ async def test_live_connections_are_refreshed_and_never_expire(world: Any) -> No
 async def test_recent_activity_is_kept_for_moderators(world: Any) -> None:
     alice = await play(world["alice"])
     await request(alice, "character:change_zone", {"zone": "nowhere"})
-    runtime = await get_runtime()
+    runtime = await app_runtime()
     activities = await runtime.presence.store.activities(world["alice"].user.pk)
     events = [a["event"] for a in activities]
     assert events[:3] == ["character:change_zone", "character:select", "connect"]

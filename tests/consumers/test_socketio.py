@@ -10,7 +10,8 @@ from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.test import override_settings
 
-from realtime import broadcast, rooms
+from realtime.fanout import rooms
+from realtime.transport.app import app_runtime
 from tests.conftest import WS_TIMEOUT, access_for, connect
 from tests.consumers.world import Player, next_event, play, seed_world
 
@@ -206,7 +207,9 @@ async def test_native_and_socketio_clients_share_rooms(world: Any) -> None:
 async def test_a_kick_says_why_then_disconnects_the_socketio_client(make_user: Any) -> None:
     user = await database_sync_to_async(make_user)()
     comm = await sio_connected(user)
-    await broadcast.control(rooms.user_room(user.pk), "kick", reason="Be nice")
+    await (await app_runtime()).broadcast.control(
+        rooms.user_room(user.pk), "kick", reason="Be nice"
+    )
     data, _ = await next_sio_event(comm, "session:kicked")
     assert data == {"reason": "Be nice"}
     assert await comm.receive_from(timeout=WS_TIMEOUT) == "41"
@@ -215,12 +218,12 @@ async def test_a_kick_says_why_then_disconnects_the_socketio_client(make_user: A
 
 
 async def test_shutdown_closes_1012_without_a_disconnect_packet(make_user: Any) -> None:
-    from realtime.runtime import get_runtime
-    from realtime.shutdown import close_all
+    from realtime.runtime.shutdown import close_all
+    from realtime.transport.app import app_runtime
 
     user = await database_sync_to_async(make_user)()
     comm = await sio_connected(user)
-    await close_all(await get_runtime())
+    await close_all(await app_runtime())
     data, _ = await next_sio_event(comm, "system:shutdown")
     assert data["reconnectAfterMs"] >= 0
     closed = await comm.receive_output(timeout=WS_TIMEOUT)
@@ -251,11 +254,11 @@ async def test_an_old_engineio_version_is_refused_at_the_handshake() -> None:
 
 async def test_connections_arriving_during_shutdown_are_sent_elsewhere(make_user: Any) -> None:
     from aeturnis.asgi import application
-    from realtime.runtime import get_runtime
-    from realtime.shutdown import close_all
+    from realtime.runtime.shutdown import close_all
+    from realtime.transport.app import app_runtime
 
     user = await database_sync_to_async(make_user)()
-    await close_all(await get_runtime())
+    await close_all(await app_runtime())
     sio = WebsocketCommunicator(application, SIO_PATH)
     refused, _ = await sio.connect(timeout=WS_TIMEOUT)
     assert not refused  # a transport error: socket.io-client tries again later

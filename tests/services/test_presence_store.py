@@ -10,16 +10,16 @@ import pytest
 from django.conf import settings
 from django.test import override_settings
 
-from realtime.presence.store import (
+from realtime.core.redis_client import async_redis, close_async_redis, key
+from realtime.state.presence.backend import make_presence_store
+from realtime.state.presence.store import (
     ConnEntry,
     LocalPresenceStore,
     PresenceStore,
     PutResult,
     Removal,
-    make_presence_store,
 )
-from realtime.presence.store_redis import RedisPresenceStore
-from realtime.redis_client import async_redis, close_async_redis, key
+from realtime.state.presence.store_redis import RedisPresenceStore
 
 T0 = 1_700_000_000_000
 TTL = 90_000

@@ -12,8 +12,8 @@ from django.test import override_settings
 from rest_framework.test import APIClient
 
 from chat.models import Mute
+from realtime.auth.bans import is_banned
 from realtime.models import Ban
-from realtime.moderation import is_banned
 from tests.conftest import access_for
 
 pytestmark = pytest.mark.django_db

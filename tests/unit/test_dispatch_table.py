@@ -9,8 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from realtime.dispatch import ROUTES, error_event_for
-from realtime.ratelimit import DEFAULT_LIMITS
+from realtime.handlers.dispatch import ROUTES, error_event_for
+from realtime.state.ratelimit import DEFAULT_LIMITS
 
 JSON = st.recursive(
     st.none()

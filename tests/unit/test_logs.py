@@ -12,8 +12,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from realtime import logs
-from realtime.logs import REDACTED, JsonFormatter, RedactingFormatter, redact
+from realtime.core import logs
+from realtime.core.logs import REDACTED, JsonFormatter, RedactingFormatter, redact
 
 JWT = (
     "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9"

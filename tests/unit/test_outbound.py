@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from realtime.outbound import Outbound
+from realtime.connection.outbound import Outbound
 
 
 class Socket:

@@ -6,7 +6,12 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 from django.test import override_settings
 
-from realtime.ratelimit import RateLimiter, configured_limits, parse_limit, retry_after_seconds
+from realtime.state.ratelimit import (
+    RateLimiter,
+    configured_limits,
+    parse_limit,
+    retry_after_seconds,
+)
 
 
 def test_parse_limit_reads_count_per_seconds() -> None:
@@ -66,7 +71,7 @@ class FakeClock:
 def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
     import limits.aio.storage.memory as memory_storage
 
-    from realtime import ratelimit
+    from realtime.state import ratelimit
 
     fake = FakeClock()
     monkeypatch.setattr(memory_storage.time, "time", fake.time)

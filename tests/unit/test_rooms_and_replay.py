@@ -8,8 +8,8 @@ from django.test import override_settings
 from hypothesis import given
 from hypothesis import strategies as st
 
-from realtime.bus import HistoryEntry, replay_from
-from realtime.rooms import group_name
+from realtime.fanout.bus import HistoryEntry, replay_from
+from realtime.fanout.rooms import group_name
 
 VALID_GROUP = re.compile(r"^[A-Za-z0-9_\-.]{1,99}$")
 

@@ -7,8 +7,8 @@ import asyncio
 import pytest
 from django.test import override_settings
 
-from realtime import runtime as runtime_module
-from realtime.bus import LocalBus
+from realtime.fanout.bus import LocalBus
+from realtime.transport.app import app_runtime
 
 
 @override_settings(REDIS_URL="")
@@ -23,6 +23,6 @@ async def test_concurrent_first_callers_share_one_runtime(monkeypatch: pytest.Mo
         await original(self)
 
     monkeypatch.setattr(LocalBus, "start", slow_start)
-    runtimes = await asyncio.gather(*(runtime_module.get_runtime() for _ in range(20)))
+    runtimes = await asyncio.gather(*(app_runtime() for _ in range(20)))
     assert len({id(r) for r in runtimes}) == 1
     assert started == 1

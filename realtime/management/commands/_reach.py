@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.core.management.base import CommandError
 
-from realtime.broadcast import reaches_other_processes
+from realtime.fanout.broadcast import reaches_other_processes
 
 
 def require_redis() -> None:

@@ -6,8 +6,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from realtime.announcements import Priority, announce_sync
 from realtime.management.commands._reach import require_redis
+from realtime.ops.announcements import Priority, announce_sync
 
 
 class Command(BaseCommand):

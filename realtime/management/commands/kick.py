@@ -7,7 +7,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from realtime.management.commands._reach import require_redis
-from realtime.moderation import ModerationError, kick_user
+from realtime.ops.moderation import ModerationError, kick_user
 
 
 class Command(BaseCommand):

@@ -8,7 +8,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from realtime.management.commands._reach import require_redis
-from realtime.moderation import ModerationError, notify_users
+from realtime.ops.moderation import ModerationError, notify_users
 
 
 class Command(BaseCommand):

@@ -8,7 +8,7 @@ from typing import Any
 from django.core.management.base import BaseCommand
 
 from realtime.management.commands._reach import require_redis
-from realtime.stats import gather_stats
+from realtime.ops.stats import gather_stats
 
 
 class Command(BaseCommand):

@@ -1,0 +1,334 @@
+"""One client connection, whatever transport carries it.
+
+The transport consumer turns frames into ``Inbound`` requests and hands them here; everything
+after that (authentication state, rooms, replies, acks, closing with the contract's codes) is
+shared by both transports.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from typing import Any
+
+from django.conf import settings
+
+from realtime.auth.handshake import Account, authenticate, check_connect_allowed
+from realtime.auth.sources import Scope, client_ip
+from realtime.auth.tokens import TokenInfo
+from realtime.connection.controls import CONTROL_ACTIONS
+from realtime.connection.outbound import Outbound, Send
+from realtime.core import logs, metrics
+from realtime.core.clock import now_ms
+from realtime.core.constants import CloseCode, CloseReason
+from realtime.core.errors import HANDSHAKE_MESSAGES, ErrorCode
+from realtime.fanout import rooms as room_names
+from realtime.protocol.base import Codec, Inbound, encode_data
+from realtime.runtime.runtime import Runtime
+from realtime.state.playing import Playing
+
+logger = logging.getLogger(__name__)
+
+HANDSHAKE_CLOSE: dict[str, int] = {
+    ErrorCode.AUTH_REQUIRED: CloseCode.UNAUTHENTICATED,
+    ErrorCode.TOKEN_INVALID: CloseCode.UNAUTHENTICATED,
+    ErrorCode.TOKEN_EXPIRED: CloseCode.UNAUTHENTICATED,
+    ErrorCode.TOKEN_REVOKED: CloseCode.UNAUTHENTICATED,
+    ErrorCode.USER_BANNED: CloseCode.FORBIDDEN,
+    ErrorCode.AUTH_RATE_LIMITED: CloseCode.RATE_LIMITED,
+    ErrorCode.CONNECTION_RATE_LIMITED: CloseCode.RATE_LIMITED,
+}
+
+RECONNECT_EXPECTED = frozenset({CloseCode.SERVICE_RESTART, CloseCode.SLOW_CONSUMER})
+
+
+class Session:
+    """State and outbound side of one connection; implements the hub's ``Member``."""
+
+    def __init__(self, *, scope: Scope, codec: Codec, send: Send, runtime: Runtime) -> None:
+        self.socket_id = uuid.uuid4().hex
+        self.scope = scope
+        self.codec = codec
+        self.codec_name = codec.name
+        self.runtime = runtime
+        self.ip = client_ip(scope)
+        self.outbound = Outbound(
+            send,
+            limit=settings.AETURNIS_OUTBOUND_QUEUE_SIZE,
+            on_overflow=self._overflowed,
+            on_error=self._send_failed,
+        )
+        self.account: Account | None = None
+        self.token: TokenInfo | None = None
+        self.rooms: set[str] = set()
+        # Chat state of the account, loaded at connect and kept current by control messages
+        # (PROTOCOL.md §5.3): users it blocks (their room events are dropped here) and the end
+        # of a running mute (ms, 0 for none).
+        self.blocked_user_ids: frozenset[int] = frozenset()
+        self.muted_until_ms = 0
+        self.closed = False
+        self.close_code: int | None = None
+        self.connected_at = time.time()
+        self.last_activity = time.monotonic()
+        self.away = False
+        self.playing: Playing | None = None
+        self._expiry: asyncio.TimerHandle | None = None
+        self._hold: set[str] | None = None
+        self._held: list[tuple[str, int, str]] = []
+        # Per room, the offset it had when this connection joined: a frame at or below it was
+        # published before the join (and was still in flight on the bus), so it is not sent.
+        self._floors: dict[str, int] = {}
+        self._registered = False
+
+    # --- identity -----------------------------------------------------------------------
+
+    @property
+    def user_id(self) -> int:
+        return self.account.user_id if self.account else 0
+
+    @property
+    def registered(self) -> bool:
+        """Opened (``open``) and not finished yet."""
+        return self._registered
+
+    @property
+    def authenticated(self) -> bool:
+        return self.account is not None and not self.closed
+
+    async def touch(self) -> None:
+        """A client event (not a ping) arrived: the connection is active."""
+        self.last_activity = time.monotonic()
+        if self.away and self._registered:
+            self.away = False
+            await self.runtime.presence.wake(self)
+
+    # --- outbound -----------------------------------------------------------------------
+
+    def send_text(self, frame: str) -> None:
+        self.outbound.push({"type": "websocket.send", "text": frame})
+
+    def send_event(self, event: str, data: Any) -> None:
+        metrics.OUT_EVENT.inc()
+        self.send_text(self.codec.event_frame(event, encode_data(data)))
+
+    def send_ack(self, ack: int, data: dict[str, Any]) -> None:
+        metrics.OUT_ACK.inc()
+        self.send_text(self.codec.ack_frame(ack, encode_data(data)))
+
+    def reply(self, inbound: Inbound, event: str | None, data: dict[str, Any] | None) -> None:
+        """Answer a request: in its ack when it has one, else as ``event`` (if any)."""
+        if inbound.ack is not None:
+            self.send_ack(inbound.ack, {"ok": True, **(data or {})})
+        elif event is not None:
+            self.send_event(event, data or {})
+
+    def reply_error(self, inbound: Inbound | None, error_event: str, body: dict[str, Any]) -> None:
+        """Refuse a request: in its ack when it has one, else as ``error_event``."""
+        metrics.count_error(str(body.get("code", "")))
+        if inbound is not None and inbound.ack is not None:
+            self.send_ack(inbound.ack, {"ok": False, "error": body})
+            return
+        if inbound is not None and error_event != "error":
+            body = {**body, "event": inbound.event}
+        self.send_event(error_event, body)
+
+    def close(
+        self, code: int, reason: str, *, drop_queued: bool = False, farewell: bool = True
+    ) -> None:
+        """Close with ``code``/``reason`` after what was sent before (unless ``drop_queued``).
+
+        ``farewell`` lets the transport say goodbye first (Socket.IO's DISCONNECT packet), except
+        for closes after which clients should reconnect on their own (restart, too slow): a
+        Socket.IO client that gets DISCONNECT does not reconnect.
+        """
+        if self.closed:
+            return
+        self.closed = True
+        self.close_code = code
+        self._cancel_expiry()
+        if farewell and code not in RECONNECT_EXPECTED:
+            for frame in self.codec.farewell_frames():
+                self.send_text(frame)
+        self.outbound.push_last(
+            {"type": "websocket.close", "code": int(code), "reason": reason},
+            drop_queued=drop_queued,
+        )
+
+    def _overflowed(self) -> None:
+        logger.warning("closing slow consumer %s (user %s)", self.socket_id, self.user_id)
+        self.closed = True
+        self.close_code = CloseCode.SLOW_CONSUMER
+        self.outbound.push_last(
+            {
+                "type": "websocket.close",
+                "code": int(CloseCode.SLOW_CONSUMER),
+                "reason": CloseReason.SLOW_CONSUMER,
+            },
+            drop_queued=True,
+        )
+
+    def _send_failed(self, exc: BaseException) -> None:
+        self.closed = True
+
+    async def flushed(self, limit_s: float) -> bool:
+        """Wait until what was sent has left, at most ``limit_s`` seconds (shutdown)."""
+        return await self.outbound.flushed(limit_s)
+
+    # --- the hub's Member interface -----------------------------------------------------
+
+    def room_frame(self, room: str, offset: int, frame: str, sender: int) -> None:
+        if sender and sender in self.blocked_user_ids:
+            return
+        if offset <= self._floors.get(room, 0):
+            return
+        if self._hold is not None and room in self._hold:
+            self._held.append((room, offset, frame))
+            return
+        self.send_text(frame)
+
+    def room_control(self, room: str, message: dict[str, Any]) -> None:
+        action = message.get("action")
+        handler = CONTROL_ACTIONS.get(str(action))
+        if handler is None:
+            logger.warning("unknown control action %r", action)
+            return
+        handler(self, message)
+
+    # --- handshake ----------------------------------------------------------------------
+
+    async def check_connect(self) -> None:
+        await check_connect_allowed(self.ip, self.runtime.limiter)
+
+    async def admit(self, raw_token: str | None) -> None:
+        """Authenticate; raises ``AuthError`` (the caller refuses with its code)."""
+        self.token, self.account = await authenticate(self.ip, raw_token, self.runtime.limiter)
+
+    def refuse_frames(self, code: str) -> tuple[str, int]:
+        """The message and close code for a refused handshake."""
+        metrics.count_error(code)
+        return HANDSHAKE_MESSAGES[code], HANDSHAKE_CLOSE[code]
+
+    async def open(self) -> dict[str, int]:
+        """Register the authenticated session, join the account's rooms, start its token timer
+        and presence; returns the offsets of the joined rooms (for ``sync:initial``)."""
+        assert self.account is not None and self.token is not None
+        self.runtime.hub.register(self)
+        self._registered = True
+        logs.bind(user_id=self.user_id)
+        metrics.CONNECTIONS.labels(self.codec_name).inc()
+        offsets = await self.join_many(
+            [room_names.user_room(self.user_id), *room_names.GLOBAL_ROOMS]
+        )
+        self.schedule_expiry(self.token)
+        await self.runtime.presence.connected(self)
+        return offsets
+
+    def send_initial(self, offsets: dict[str, int], state: dict[str, Any]) -> None:
+        """``sync:initial``, the first event after a successful connect (PROTOCOL.md §5.1);
+        ``state`` holds ``character`` and ``combat`` (None when there is none)."""
+        self.send_event(
+            "sync:initial",
+            {
+                "userId": str(self.user_id),
+                "socketId": self.socket_id,
+                "serverTime": now_ms(),
+                "version": settings.AETURNIS_VERSION,
+                "rooms": sorted(self.rooms),
+                "offsets": offsets,
+                "presence": {"status": "online"},
+                "character": state.get("character"),
+                "combat": state.get("combat"),
+            },
+        )
+
+    async def finish(self) -> None:
+        """The socket is gone: presence, position, every room (idempotent)."""
+        self.closed = True
+        self._cancel_expiry()
+        self.outbound.kill()
+        if not self._registered:
+            return
+        self._registered = False
+        metrics.CONNECTIONS.labels(self.codec_name).dec()
+        await self._end_presence()
+        self.rooms.clear()
+        await self.runtime.drop(self)
+
+    async def _end_presence(self) -> None:
+        try:
+            await self.runtime.presence.disconnected(self)
+            if self.playing is not None:
+                await self.runtime.positions.flush_character(self.playing.character_id)
+        except Exception:
+            logger.exception("ending presence of %s failed", self.socket_id)
+
+    # --- rooms --------------------------------------------------------------------------
+
+    async def join(self, room: str) -> None:
+        await self.join_many([room])
+
+    async def join_many(self, rooms: list[str]) -> dict[str, int]:
+        """Join ``rooms``; returns each room's offset at the join (events after it arrive)."""
+        new = [room for room in rooms if room not in self.rooms]
+        for room in new:
+            self.rooms.add(room)
+            await self.runtime.join(room, self)
+        # Subscribed first, then read: every event after the read offset is delivered.
+        offsets = await self.runtime.broadcast.offsets(sorted(set(rooms)))
+        for room in new:
+            self._floors[room] = offsets[room]
+        return offsets
+
+    async def leave(self, room: str) -> None:
+        if room in self.rooms:
+            self.rooms.discard(room)
+            self._floors.pop(room, None)
+            await self.runtime.leave(room, self)
+
+    def hold_rooms(self, rooms: set[str]) -> None:
+        """Buffer live frames of ``rooms`` while their history is replayed."""
+        self._hold = rooms
+        self._held = []
+
+    def release_rooms(self, replayed_up_to: dict[str, int]) -> None:
+        """Send the buffered frames that the replay did not already cover, in order."""
+        held, self._hold, self._held = self._held, None, []
+        for room, offset, frame in held:
+            if offset > replayed_up_to.get(room, 0):
+                self.send_text(frame)
+
+    # --- token lifetime -----------------------------------------------------------------
+
+    def schedule_expiry(self, token: TokenInfo) -> None:
+        self._cancel_expiry()
+        self.token = token
+        delay = max(0.0, token.seconds_left())
+        self._expiry = self.runtime.loop.call_later(delay, self.end_auth, ErrorCode.TOKEN_EXPIRED)
+
+    def _cancel_expiry(self) -> None:
+        if self._expiry is not None:
+            self._expiry.cancel()
+            self._expiry = None
+
+    def end_auth(self, code: ErrorCode) -> None:
+        """The token expired or was revoked: say so, then close 4001 with the code as reason."""
+        if self.closed:
+            return
+        self.send_event("auth:expired", {"code": code.value})
+        self.close(CloseCode.UNAUTHENTICATED, code.value)
+
+    # --- server-initiated ends ----------------------------------------------------------
+
+    def kick(self, reason: str, close_reason: str = CloseReason.KICKED) -> None:
+        if self.closed:
+            return
+        self.send_event("session:kicked", {"reason": reason})
+        self.close(CloseCode.FORBIDDEN, close_reason)
+
+    def server_shutdown(self, reconnect_after_ms: int) -> None:
+        if self.closed:
+            return
+        self.send_event("system:shutdown", {"reconnectAfterMs": reconnect_after_ms})
+        self.close(CloseCode.SERVICE_RESTART, CloseReason.SERVER_RESTART)

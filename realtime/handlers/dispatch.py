@@ -1,0 +1,170 @@
+"""The one routing table: event name → payload model, handler and rate-limit bucket.
+
+No handler sees unvalidated input: the payload is validated here against the route's
+``TypeAdapter``; a request over its rate limit is not handled at all.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
+
+from domain.errors import DomainError
+from realtime.connection.session import Session
+from realtime.core import metrics
+from realtime.core.errors import ErrorCode, Reject
+from realtime.handlers import characters, chat, combat, presence, system
+from realtime.handlers.reply import Reply
+from realtime.protocol import chat_payloads as chat_p
+from realtime.protocol import combat_payloads as combat_p
+from realtime.protocol import payloads
+from realtime.protocol import world_payloads as world
+from realtime.protocol.base import Inbound
+
+logger = logging.getLogger(__name__)
+
+
+Handler = Callable[[Session, Any], Awaitable[Reply | None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    payload: TypeAdapter[Any]
+    handler: Handler
+    # Rate-limit bucket (PROTOCOL.md §6); None for events without a limit.
+    bucket: str | None
+
+
+ROUTES: dict[str, Route] = {
+    "ping": Route(payloads.PING, system.ping, "ping"),
+    "auth": Route(payloads.AUTH, system.auth_again, None),
+    "auth:refresh": Route(payloads.AUTH_REFRESH, system.auth_refresh, None),
+    "sync:resume": Route(payloads.SYNC_RESUME, system.sync_resume, None),
+    "character:select": Route(world.CHARACTER_SELECT, characters.select, "character:select"),
+    "character:move": Route(world.CHARACTER_MOVE, characters.move, "character:move"),
+    "character:change_zone": Route(world.CHARACTER_CHANGE_ZONE, characters.change_zone, None),
+    "character:action": Route(world.CHARACTER_ACTION, characters.action, "character:action"),
+    "character:status_update": Route(world.CHARACTER_STATUS, characters.status_update, None),
+    "presence:get": Route(world.PRESENCE_GET, presence.get, None),
+    "presence:zone": Route(world.EMPTY, presence.zone, None),
+    "chat:message": Route(chat_p.CHAT_MESSAGE, chat.message, "chat:message"),
+    "chat:whisper": Route(chat_p.CHAT_WHISPER, chat.whisper, "chat:whisper"),
+    "chat:emote": Route(chat_p.CHAT_EMOTE, chat.emote, "chat:emote"),
+    "chat:history": Route(chat_p.CHAT_HISTORY, chat.history, None),
+    "chat:typing": Route(chat_p.CHAT_TYPING, chat.typing, "chat:typing"),
+    "chat:block": Route(chat_p.CHAT_USER, chat.block, None),
+    "chat:unblock": Route(chat_p.CHAT_USER, chat.unblock, None),
+    "chat:blocklist": Route(world.EMPTY, chat.blocklist, None),
+    "combat:start": Route(combat_p.COMBAT_START, combat.start, "combat:start"),
+    "combat:challenge": Route(combat_p.COMBAT_CHALLENGE, combat.challenge, "combat:challenge"),
+    "combat:challenge_response": Route(
+        combat_p.COMBAT_CHALLENGE_RESPONSE, combat.challenge_response, None
+    ),
+    "combat:join": Route(combat_p.COMBAT_SESSION, combat.join, None),
+    "combat:action": Route(combat_p.COMBAT_ACTION, combat.action, "combat:action"),
+    "combat:flee": Route(combat_p.COMBAT_SESSION, combat.flee, "combat:flee"),
+    "combat:get_state": Route(combat_p.COMBAT_SESSION, combat.get_state, None),
+}
+
+
+# Label children bound once; event labels are limited to the names above.
+MESSAGES_IN_BY_EVENT = metrics.event_counter(metrics.MESSAGES_IN, ROUTES)
+RATE_LIMITED_BY_EVENT = metrics.event_counter(metrics.RATE_LIMITED, ROUTES)
+
+# Events too frequent to be worth a place in a user's last 100 activities.
+NOT_RECORDED = frozenset({"ping", "character:move", "chat:typing"})
+
+
+def error_event_for(event: str) -> str:
+    """``chat:message`` → ``chat:error``; events without a domain → ``error``."""
+    domain, sep, _ = event.partition(":")
+    return f"{domain}:error" if sep else "error"
+
+
+def validation_fields(exc: ValidationError) -> dict[str, str]:
+    fields: dict[str, str] = {}
+    for err in exc.errors(include_url=False):
+        name = ".".join(str(part) for part in err["loc"]) or "data"
+        fields.setdefault(name, err["msg"])
+    return fields
+
+
+async def dispatch(session: Session, inbound: Inbound) -> None:
+    """Route one request; every outcome is answered, nothing raises to the transport."""
+    MESSAGES_IN_BY_EVENT.inc(inbound.event)
+    route = ROUTES.get(inbound.event)
+    if route is None:
+        session.reply_error(
+            inbound,
+            "error",
+            {
+                "code": ErrorCode.UNKNOWN_EVENT,
+                "message": f"Unknown event '{inbound.event[:100]}'",
+                "event": inbound.event[:100],
+            },
+        )
+        return
+    try:
+        payload = route.payload.validate_python(inbound.data)
+    except ValidationError as exc:
+        session.reply_error(
+            inbound,
+            "error",
+            {
+                "code": ErrorCode.INVALID_PAYLOAD,
+                "message": f"Invalid payload for '{inbound.event}'",
+                "event": inbound.event,
+                "fields": validation_fields(exc),
+            },
+        )
+        return
+    if route.bucket is not None:
+        verdict = await session.runtime.limiter.hit(route.bucket, str(session.user_id))
+        if not verdict.allowed:
+            RATE_LIMITED_BY_EVENT.inc(inbound.event)
+            session.reply_error(
+                inbound,
+                "error",
+                {
+                    "type": "RATE_LIMIT_EXCEEDED",
+                    "code": ErrorCode.RATE_LIMITED,
+                    "event": inbound.event,
+                    "message": f"Rate limit exceeded for {inbound.event}",
+                    "retryAfter": verdict.retry_after,
+                },
+            )
+            return
+    activity: dict[str, Any]
+    try:
+        reply = await route.handler(session, payload)
+    except (Reject, DomainError) as rejection:
+        body = {"code": rejection.code, "message": rejection.message, **rejection.extra}
+        session.reply_error(inbound, error_event_for(inbound.event), body)
+        activity = {"ok": False, "code": rejection.code}
+    except Exception:
+        logger.exception("handler for %s failed", inbound.event)
+        session.reply_error(
+            inbound,
+            error_event_for(inbound.event),
+            {"code": ErrorCode.INTERNAL_ERROR, "message": "Internal server error"},
+        )
+        activity = {"ok": False, "code": ErrorCode.INTERNAL_ERROR.value}
+    else:
+        if reply is None:
+            session.reply(inbound, None, None)
+        else:
+            session.reply(inbound, reply.event, reply.data)
+        activity = {"ok": True, **((reply.activity if reply else None) or {})}
+    if inbound.event not in NOT_RECORDED:
+        await _record(session, inbound.event, activity)
+
+
+async def _record(session: Session, event: str, detail: dict[str, Any]) -> None:
+    try:
+        await session.runtime.presence.record(session, event, detail)
+    except Exception:  # losing one activity entry must not fail the request
+        logger.exception("recording activity %s failed", event)

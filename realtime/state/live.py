@@ -1,0 +1,162 @@
+"""Live character state: positions and action cooldowns, kept off the database.
+
+A move is judged against the live position and, when accepted, stored here and marked dirty;
+``PositionWriter`` writes dirty positions behind in batches (periodically, when a character's
+connection ends and at shutdown), so moving players never queue on the ORM thread. With
+``REDIS_URL`` the state lives in Redis and is shared by every process (a character played on two
+connections on two processes has one position; a dirty position left by a killed process is
+written by another); otherwise it lives in this process.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from typing import Protocol, cast
+
+from characters.rules import Position
+from realtime.core.redis_client import async_redis, key
+
+LIVE_TTL_S = 3600  # live state of a character nobody played for an hour is dropped
+
+
+@dataclass(frozen=True, slots=True)
+class LiveState:
+    character_id: int
+    zone_id: int
+    zone: str
+    position: Position
+    since: float  # server time (epoch seconds) of the last accepted move or of the selection
+
+
+class LiveStore(Protocol):
+    async def get(self, character_id: int) -> LiveState | None: ...
+
+    async def put(self, state: LiveState, *, dirty: bool) -> None: ...
+
+    async def take_dirty(self, limit: int) -> list[LiveState]: ...
+
+    async def mark_dirty(self, character_ids: list[int]) -> None: ...
+
+    async def claim_cooldown(self, character_id: int, action: str, cooldown_ms: int) -> int: ...
+
+
+class LocalLiveStore:
+    def __init__(self) -> None:
+        self._states: dict[int, LiveState] = {}
+        self._dirty: set[int] = set()
+        self._ready_at: dict[tuple[int, str], float] = {}
+
+    async def get(self, character_id: int) -> LiveState | None:
+        return self._states.get(character_id)
+
+    async def put(self, state: LiveState, *, dirty: bool) -> None:
+        self._states[state.character_id] = state
+        if dirty:
+            self._dirty.add(state.character_id)
+        else:
+            self._dirty.discard(state.character_id)
+
+    async def take_dirty(self, limit: int) -> list[LiveState]:
+        taken: list[LiveState] = []
+        while self._dirty and len(taken) < limit:
+            state = self._states.get(self._dirty.pop())
+            if state is not None:
+                taken.append(state)
+        return taken
+
+    async def mark_dirty(self, character_ids: list[int]) -> None:
+        self._dirty.update(cid for cid in character_ids if cid in self._states)
+
+    async def claim_cooldown(self, character_id: int, action: str, cooldown_ms: int) -> int:
+        """Start the cooldown unless it runs; 0 when claimed, else the ms left."""
+        now = time.monotonic()
+        ready_at = self._ready_at.get((character_id, action), 0.0)
+        if ready_at > now:
+            return max(1, int((ready_at - now) * 1000 + 0.999))
+        if len(self._ready_at) > 50_000:
+            self._ready_at = {k: v for k, v in self._ready_at.items() if v > now}
+        self._ready_at[(character_id, action)] = now + cooldown_ms / 1000
+        return 0
+
+
+_FIELDS = ["zone_id", "zone", "x", "y", "z", "d", "since"]
+
+
+def _decode(character_id: int, raw: list[bytes | None]) -> LiveState | None:
+    if any(value is None for value in raw):
+        return None
+    zone_id, zone, x, y, z, d, since = (cast(bytes, v) for v in raw)
+    return LiveState(
+        character_id=character_id,
+        zone_id=int(zone_id),
+        zone=zone.decode(),
+        position=Position(float(x), float(y), float(z), float(d)),
+        since=float(since),
+    )
+
+
+class RedisLiveStore:
+    """One hash per character, one set of dirty character ids, one key per running cooldown."""
+
+    def _key(self, character_id: int) -> str:
+        return key("live", "char", character_id)
+
+    @property
+    def _dirty_key(self) -> str:
+        return key("live", "dirty")
+
+    async def get(self, character_id: int) -> LiveState | None:
+        raw = await cast(
+            Awaitable[list[bytes | None]], async_redis().hmget(self._key(character_id), _FIELDS)
+        )
+        return _decode(character_id, raw)
+
+    async def put(self, state: LiveState, *, dirty: bool) -> None:
+        p = state.position
+        pipe = async_redis().pipeline(transaction=False)
+        name = self._key(state.character_id)
+        pipe.hset(
+            name,
+            mapping={
+                "zone_id": state.zone_id,
+                "zone": state.zone,
+                "x": repr(p.x),
+                "y": repr(p.y),
+                "z": repr(p.z),
+                "d": repr(p.direction),
+                "since": repr(state.since),
+            },
+        )
+        pipe.expire(name, LIVE_TTL_S)
+        if dirty:
+            pipe.sadd(self._dirty_key, state.character_id)
+        else:
+            pipe.srem(self._dirty_key, state.character_id)
+        await pipe.execute()
+
+    async def take_dirty(self, limit: int) -> list[LiveState]:
+        client = async_redis()
+        ids = await cast(Awaitable[list[bytes] | None], client.spop(self._dirty_key, limit)) or []
+        if not ids:
+            return []
+        pipe = client.pipeline(transaction=False)
+        for raw_id in ids:
+            pipe.hmget(self._key(int(raw_id)), _FIELDS)
+        rows = await pipe.execute()
+        states = [_decode(int(raw_id), row) for raw_id, row in zip(ids, rows, strict=True)]
+        return [state for state in states if state is not None]
+
+    async def mark_dirty(self, character_ids: list[int]) -> None:
+        if character_ids:
+            await cast(Awaitable[int], async_redis().sadd(self._dirty_key, *character_ids))
+
+    async def claim_cooldown(self, character_id: int, action: str, cooldown_ms: int) -> int:
+        """Start the cooldown unless it runs (atomic across processes); 0 or the ms left."""
+        client = async_redis()
+        name = key("cooldown", character_id, action)
+        if await client.set(name, 1, nx=True, px=max(1, cooldown_ms)):
+            return 0
+        left = int(await client.pttl(name))
+        return max(1, left)

@@ -1,0 +1,112 @@
+"""Sliding-window rate limits per user and event, shared by every process (PROTOCOL.md §6).
+
+Built on ``limits``' moving window: a call over the limit is not recorded, so rejected calls do
+not count against the window, and ``retry_after`` is the true time until the oldest call in the
+window leaves it.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from limits import RateLimitItem, RateLimitItemPerSecond
+from limits.aio.storage import MemoryStorage, RedisStorage, Storage
+from limits.aio.strategies import MovingWindowRateLimiter
+
+from realtime.core.redis_client import async_redis, redis_enabled
+
+DEFAULT_LIMITS: dict[str, str] = {
+    "chat:message": "10/60",
+    "chat:whisper": "5/60",
+    "chat:emote": "15/60",
+    "chat:typing": "30/60",
+    "character:move": "30/60",
+    "character:action": "20/60",
+    "character:select": "3/300",
+    "combat:action": "20/60",
+    "combat:start": "5/60",
+    "combat:challenge": "5/60",
+    "combat:flee": "3/60",
+    "ping": "60/60",
+    # Per client IP.
+    "connect": "10/60",
+    "auth_failures": "5/900",
+}
+
+# How long an IP stays blocked once it is over its limit.
+BLOCK_SECONDS = {"connect": 300, "auth_failures": 900}
+
+
+def parse_limit(spec: str) -> RateLimitItem:
+    """``"10/60"`` → 10 calls per 60 seconds."""
+    try:
+        count_s, seconds_s = spec.split("/")
+        count, seconds = int(count_s), int(seconds_s)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"rate limit {spec!r} is not 'count/seconds'") from exc
+    if count < 1 or seconds < 1:
+        raise ImproperlyConfigured(f"rate limit {spec!r} must be positive")
+    return RateLimitItemPerSecond(count, seconds)
+
+
+def configured_limits() -> dict[str, RateLimitItem]:
+    specs = {**DEFAULT_LIMITS, **settings.AETURNIS_RATE_LIMITS}
+    return {name: parse_limit(str(spec)) for name, spec in specs.items()}
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    allowed: bool
+    retry_after: int = 0
+
+
+def retry_after_seconds(reset_time: float, now: float) -> int:
+    """Whole seconds (rounded up, at least 1) until a call would pass again."""
+    return max(1, math.ceil(reset_time - now))
+
+
+class RateLimiter:
+    """One per event loop (its Redis client must not cross loops)."""
+
+    def __init__(self) -> None:
+        storage: Storage
+        if redis_enabled():
+            uri = settings.REDIS_URL.replace("redis://", "async+redis://", 1).replace(
+                "rediss://", "async+rediss://", 1
+            )
+            # Share this loop's client pool, so the limiter's connections close with it.
+            storage = RedisStorage(
+                uri,
+                implementation="redispy",
+                key_prefix=f"{settings.AETURNIS_REDIS_PREFIX}:limits",
+                connection_pool=async_redis().connection_pool,  # type: ignore[arg-type]
+            )
+        else:
+            storage = MemoryStorage()
+        self._limiter = MovingWindowRateLimiter(storage)
+        self.limits = configured_limits()
+
+    async def hit(self, bucket: str, identity: str) -> Verdict:
+        """Record one call in ``bucket`` for ``identity`` unless it is over the limit."""
+        item = self.limits.get(bucket)
+        if item is None:
+            return Verdict(True)
+        if await self._limiter.hit(item, bucket, identity):
+            return Verdict(True)
+        stats = await self._limiter.get_window_stats(item, bucket, identity)
+        return Verdict(False, retry_after_seconds(stats.reset_time, time.time()))
+
+    async def count(self, bucket: str, identity: str) -> int:
+        """How many calls are in the window now."""
+        item = self.limits[bucket]
+        stats = await self._limiter.get_window_stats(item, bucket, identity)
+        return item.amount - stats.remaining
+
+    async def clear(self, bucket: str, identity: str) -> None:
+        item = self.limits.get(bucket)
+        if item is not None:
+            await self._limiter.clear(item, bucket, identity)
