@@ -16,6 +16,7 @@ from django.conf import settings  # noqa: E402
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 
 from realtime.transport.daphne import patch_daphne  # noqa: E402
+from realtime.transport.http_limits import RequestBodyLimit  # noqa: E402
 from realtime.transport.routing import websocket_urlpatterns  # noqa: E402
 
 patch_daphne()
@@ -23,7 +24,9 @@ patch_daphne()
 application = ProtocolTypeRouter(
     {
         # In DEBUG (the embedded default) serve the admin's static files too.
-        "http": ASGIStaticFilesHandler(django_asgi_app) if settings.DEBUG else django_asgi_app,
+        "http": RequestBodyLimit(
+            ASGIStaticFilesHandler(django_asgi_app) if settings.DEBUG else django_asgi_app
+        ),
         "websocket": URLRouter(websocket_urlpatterns),
     }
 )

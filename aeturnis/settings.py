@@ -238,7 +238,15 @@ AETURNIS_HISTORY_TTL_S = env_float("AETURNIS_HISTORY_TTL_S", 600)
 AETURNIS_AUTH_FRAME_TIMEOUT_S = env_float("AETURNIS_AUTH_FRAME_TIMEOUT_S", 5)
 AETURNIS_SHUTDOWN_RECONNECT_AFTER_MS = env_int("AETURNIS_SHUTDOWN_RECONNECT_AFTER_MS", 2000)
 AETURNIS_OUTBOUND_QUEUE_SIZE = env_int("AETURNIS_OUTBOUND_QUEUE_SIZE", 1000)
+# Bytes a connection may fall behind (queued by us plus buffered by the server) before it is
+# closed 4008 SLOW_CONSUMER; what one slow client can cost in memory.
+AETURNIS_OUTBOUND_BUFFER_BYTES = env_int("AETURNIS_OUTBOUND_BUFFER_BYTES", 1024 * 1024)
+# After a close frame the server waits this long for the client to close before dropping the
+# socket (a client that stopped reading still gets its 4008 when it reads again).
+AETURNIS_CLOSE_GRACE_S = env_float("AETURNIS_CLOSE_GRACE_S", 10)
 AETURNIS_MAX_FRAME_BYTES = 64 * 1024
+# HTTP request bodies over this are refused with 413 before they are read.
+AETURNIS_MAX_REQUEST_BYTES = env_int("AETURNIS_MAX_REQUEST_BYTES", 1024 * 1024)
 # Engine.IO heartbeat of the Socket.IO endpoint (PROTOCOL.md §1.2); tests shorten them.
 AETURNIS_SIO_PING_INTERVAL_MS = env_int("AETURNIS_SIO_PING_INTERVAL_MS", 25000)
 AETURNIS_SIO_PING_TIMEOUT_MS = env_int("AETURNIS_SIO_PING_TIMEOUT_MS", 60000)

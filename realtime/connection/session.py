@@ -19,13 +19,20 @@ from realtime.auth.handshake import Account, authenticate, check_connect_allowed
 from realtime.auth.sources import Scope, client_ip
 from realtime.auth.tokens import TokenInfo
 from realtime.connection.controls import CONTROL_ACTIONS
-from realtime.connection.outbound import Outbound, Send
+from realtime.connection.outbound import (
+    AsgiOutbound,
+    Outbound,
+    RawSocket,
+    Send,
+    SocketOutbound,
+)
 from realtime.core import logs, metrics
 from realtime.core.clock import now_ms
-from realtime.core.constants import CloseCode, CloseReason
+from realtime.core.constants import RAW_SOCKET, CloseCode, CloseReason
 from realtime.core.errors import HANDSHAKE_MESSAGES, ErrorCode
 from realtime.fanout import rooms as room_names
 from realtime.protocol.base import Codec, Inbound, encode_data
+from realtime.protocol.frames import Frame
 from realtime.runtime.runtime import Runtime
 from realtime.state.playing import Playing
 
@@ -54,12 +61,8 @@ class Session:
         self.codec_name = codec.name
         self.runtime = runtime
         self.ip = client_ip(scope)
-        self.outbound = Outbound(
-            send,
-            limit=settings.AETURNIS_OUTBOUND_QUEUE_SIZE,
-            on_overflow=self._overflowed,
-            on_error=self._send_failed,
-        )
+        self._asgi_send = send
+        self.outbound: Outbound = self._make_outbound(scope, send)
         self.account: Account | None = None
         self.token: TokenInfo | None = None
         self.rooms: set[str] = set()
@@ -76,7 +79,7 @@ class Session:
         self.playing: Playing | None = None
         self._expiry: asyncio.TimerHandle | None = None
         self._hold: set[str] | None = None
-        self._held: list[tuple[str, int, str]] = []
+        self._held: list[tuple[str, int, Frame]] = []
         # Per room, the offset it had when this connection joined: a frame at or below it was
         # published before the join (and was still in flight on the bus), so it is not sent.
         self._floors: dict[str, int] = {}
@@ -106,8 +109,26 @@ class Session:
 
     # --- outbound -----------------------------------------------------------------------
 
-    def send_text(self, frame: str) -> None:
-        self.outbound.push({"type": "websocket.send", "text": frame})
+    def _make_outbound(self, scope: Scope, send: Send) -> Outbound:
+        """Straight to the socket when the server offers it (``RAW_SOCKET``), else ASGI."""
+        raw: RawSocket | None = (scope.get("extensions") or {}).get(RAW_SOCKET)
+        if raw is not None:
+            return SocketOutbound(
+                raw,
+                limit_bytes=settings.AETURNIS_OUTBOUND_BUFFER_BYTES,
+                on_overflow=self._overflowed,
+                on_error=self._send_failed,
+            )
+        return AsgiOutbound(
+            send,
+            limit=settings.AETURNIS_OUTBOUND_QUEUE_SIZE,
+            limit_bytes=settings.AETURNIS_OUTBOUND_BUFFER_BYTES,
+            on_overflow=self._overflowed,
+            on_error=self._send_failed,
+        )
+
+    def send_text(self, text: str) -> None:
+        self.outbound.push(Frame(text))
 
     def send_event(self, event: str, data: Any) -> None:
         metrics.OUT_EVENT.inc()
@@ -151,26 +172,50 @@ class Session:
         if farewell and code not in RECONNECT_EXPECTED:
             for frame in self.codec.farewell_frames():
                 self.send_text(frame)
-        self.outbound.push_last(
-            {"type": "websocket.close", "code": int(code), "reason": reason},
-            drop_queued=drop_queued,
-        )
+        self.outbound.close(int(code), reason, drop_queued=drop_queued)
 
     def _overflowed(self) -> None:
-        logger.warning("closing slow consumer %s (user %s)", self.socket_id, self.user_id)
+        """The client fell too far behind: drop what it has not taken, close 4008."""
+        if self.close_code == CloseCode.SLOW_CONSUMER:
+            return
+        logger.warning(
+            "closing slow consumer %s (user %s): over %d bytes behind",
+            self.socket_id,
+            self.user_id,
+            settings.AETURNIS_OUTBOUND_BUFFER_BYTES,
+        )
+        metrics.SLOW_CONSUMER_CLOSES.inc()
         self.closed = True
         self.close_code = CloseCode.SLOW_CONSUMER
-        self.outbound.push_last(
-            {
-                "type": "websocket.close",
-                "code": int(CloseCode.SLOW_CONSUMER),
-                "reason": CloseReason.SLOW_CONSUMER,
-            },
-            drop_queued=True,
+        self._cancel_expiry()
+        self.outbound.close(
+            int(CloseCode.SLOW_CONSUMER), CloseReason.SLOW_CONSUMER, drop_queued=True
         )
 
     def _send_failed(self, exc: BaseException) -> None:
+        """A send failed (the server refused the frame, or the socket broke): nothing more can
+        be delivered in order, so the socket is closed rather than left half alive."""
+        if self.close_code == CloseCode.INTERNAL_ERROR:
+            return
+        logger.warning(
+            "send to %s failed (%s: %s); closing it", self.socket_id, type(exc).__name__, exc
+        )
+        metrics.SEND_FAILURES.inc()
         self.closed = True
+        self.close_code = CloseCode.INTERNAL_ERROR
+        self._cancel_expiry()
+        asyncio.get_running_loop().create_task(self._close_after_failure())
+
+    async def _close_after_failure(self) -> None:
+        message = {
+            "type": "websocket.close",
+            "code": int(CloseCode.INTERNAL_ERROR),
+            "reason": CloseReason.SEND_FAILED,
+        }
+        try:
+            await self._asgi_send(message)
+        except Exception:  # the socket is already gone: its disconnect will follow
+            logger.debug("close after a failed send to %s failed too", self.socket_id)
 
     async def flushed(self, limit_s: float) -> bool:
         """Wait until what was sent has left, at most ``limit_s`` seconds (shutdown)."""
@@ -178,7 +223,7 @@ class Session:
 
     # --- the hub's Member interface -----------------------------------------------------
 
-    def room_frame(self, room: str, offset: int, frame: str, sender: int) -> None:
+    def room_frame(self, room: str, offset: int, frame: Frame, sender: int) -> None:
         if sender and sender in self.blocked_user_ids:
             return
         if offset <= self._floors.get(room, 0):
@@ -186,7 +231,7 @@ class Session:
         if self._hold is not None and room in self._hold:
             self._held.append((room, offset, frame))
             return
-        self.send_text(frame)
+        self.outbound.push(frame)
 
     def room_control(self, room: str, message: dict[str, Any]) -> None:
         action = message.get("action")
@@ -297,7 +342,7 @@ class Session:
         held, self._hold, self._held = self._held, None, []
         for room, offset, frame in held:
             if offset > replayed_up_to.get(room, 0):
-                self.send_text(frame)
+                self.outbound.push(frame)
 
     # --- token lifetime -----------------------------------------------------------------
 

@@ -8,7 +8,9 @@ from enum import IntEnum
 class CloseCode(IntEnum):
     NORMAL = 1000
     MESSAGE_TOO_BIG = 1009
+    INTERNAL_ERROR = 1011
     SERVICE_RESTART = 1012
+    TRY_AGAIN_LATER = 1013
     UNAUTHENTICATED = 4001
     FORBIDDEN = 4003
     SLOW_CONSUMER = 4008
@@ -24,6 +26,8 @@ class CloseReason:
     SERVER_RESTART = "SERVER_RESTART"
     MESSAGE_TOO_BIG = "MESSAGE_TOO_BIG"
     SUSPICIOUS_MOVEMENT = "SUSPICIOUS_MOVEMENT"
+    SERVICE_UNAVAILABLE = "SERVICE_UNAVAILABLE"
+    SEND_FAILED = "SEND_FAILED"
 
 
 # Room prefixes (wire names keep the colon: "zone:starting_village").
@@ -41,3 +45,9 @@ RESERVED_EVENT_PREFIXES = ("sync:", "auth:", "session:")
 
 SUBPROTOCOL = "aeturnis.v1"
 SUBPROTOCOL_BEARER_PREFIX = "bearer."
+
+# The scope extension through which a server lets the application write frames to the socket
+# directly (realtime.connection.outbound.RawSocket), and the key of a received message's
+# arrival time (epoch seconds) that our server adapters add (realtime.transport).
+RAW_SOCKET = "aeturnis.socket"
+RX_KEY = "aeturnis.rx"

@@ -81,7 +81,16 @@ ERRORS = Counter(
 )
 OUTBOUND_OVERFLOWS = Counter(
     "aeturnis_outbound_overflows_total",
-    "Outbound queues that overflowed (the connection is closed 4008).",
+    "Frames that found a connection's outbound backlog over its bound.",
+)
+SLOW_CONSUMER_CLOSES = Counter(
+    "aeturnis_slow_consumer_closes_total",
+    "Connections closed 4008 SLOW_CONSUMER because they fell too far behind.",
+)
+SEND_FAILURES = Counter(
+    "aeturnis_send_failures_total",
+    "Connections closed because a send to them failed (the server refused a frame, the "
+    "socket broke).",
 )
 
 OUT_EVENT = MESSAGES_OUT.labels("event")

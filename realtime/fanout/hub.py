@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 from realtime.core import metrics
 from realtime.protocol.base import Codec
+from realtime.protocol.frames import Frame
 
 logger = logging.getLogger(__name__)
 
@@ -27,7 +28,7 @@ class Member(Protocol):
     @property
     def user_id(self) -> int: ...
 
-    def room_frame(self, room: str, offset: int, frame: str, sender: int) -> None: ...
+    def room_frame(self, room: str, offset: int, frame: Frame, sender: int) -> None: ...
 
     def room_control(self, room: str, message: dict[str, Any]) -> None: ...
 
@@ -101,7 +102,7 @@ class Hub:
         if not room_members:
             return 0
         started = time.perf_counter()
-        frames: dict[str, str] = {}
+        frames: dict[str, Frame] = {}
         count = 0
         for member in tuple(room_members.values()):
             if member.socket_id == exclude:
@@ -109,7 +110,7 @@ class Hub:
             frame = frames.get(member.codec_name)
             if frame is None:
                 codec = self._codecs[member.codec_name]
-                frame = codec.room_event_frame(event, data_json, room, offset)
+                frame = Frame(codec.room_event_frame(event, data_json, room, offset))
                 frames[member.codec_name] = frame
             try:
                 member.room_frame(room, offset, frame, sender)

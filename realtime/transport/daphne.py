@@ -1,48 +1,292 @@
-"""Make daphne honour the ASGI ``websocket.close`` message in full.
+"""What daphne needs to serve this application as the contract says, applied once at import.
 
-daphne 4.2 passes only the code to autobahn's ``sendClose``, which (a) drops the ``reason``
-(ASGI websocket spec 2.3) and (b) refuses any code but 1000 and 3000-4999, so 1009 and 1012
-raise inside daphne and the client never gets a close frame. The contract needs both
-(PROTOCOL.md §3: every server-initiated close carries its error code as reason). This wraps
-daphne's reply handler so a close after accept writes the close frame itself, with code and
-reason; everything else is daphne's own code path. Applied once, from ``aeturnis.asgi``.
+daphne is the default server; its behaviour is adjusted in a few places, each small and each
+covered by tests against real daphne processes:
+
+* **Close frames in full.** daphne passes only the code to autobahn's ``sendClose``, which
+  drops the reason and refuses 1009 and 1012; a close after accept writes the close frame
+  itself, with code and reason (PROTOCOL.md §3).
+* **Frames written straight to the socket.** The scope of a WebSocket carries a ``RawSocket``
+  (``scope["extensions"]["aeturnis.socket"]``): pre-built frame bytes go to the socket with one
+  ``send`` when nothing is buffered ahead of them, instead of autobahn's framing and Twisted's
+  deferred write (an ``epoll_ctl`` pair and a reactor round trip per write). Twisted's
+  buffered bytes and its producer pause/resume make a slow client visible, so the session can
+  bound it and close it 4008 (daphne's own ``send()`` never pushes back).
+* **Arrival time.** Every received message carries the time its bytes reached the process
+  (``"aeturnis.rx"``), so movement is judged on arrival (PROTOCOL.md §5.2).
+* **Oversized bodies refused before they are read.** Twisted reads a whole request body and
+  daphne hands it to the application in one piece; a request whose ``Content-Length`` is over
+  ``AETURNIS_MAX_REQUEST_BYTES`` is answered 413 as soon as its headers are in.
+* **No tokens in the access log.** daphne writes its access log straight to stdout, with the
+  query string (``?token=``); each entry is redacted first.
 """
 
 from __future__ import annotations
 
 import logging
+import sys
+import time
+from collections.abc import Callable
+from functools import partial
 from typing import Any
+
+from django.conf import settings
+
+from realtime.core.constants import RAW_SOCKET, RX_KEY
+from realtime.core.logs import redact
+from realtime.protocol.frames import close_reason_bytes
 
 logger = logging.getLogger(__name__)
 
-MAX_REASON_BYTES = 123  # RFC 6455: 125-byte control frame payload minus the 2-byte code
+_SOCKET_ERRORS = (BlockingIOError, InterruptedError)
 
 
-def encode_reason(reason: Any) -> bytes:
-    raw = str(reason or "").encode("utf-8")[:MAX_REASON_BYTES]
-    # Never cut a multi-byte character in half.
-    return raw.decode("utf-8", "ignore").encode("utf-8")
+def _buffered(transport: Any) -> int:
+    """Bytes Twisted holds for ``transport`` that the kernel has not taken yet."""
+    return int(len(transport.dataBuffer) - transport.offset + transport._tempDataLen)
 
 
-def patch_daphne() -> bool:
-    """Install the wrapper; returns False when daphne is not installed (e.g. under uvicorn)."""
-    try:  # imported here: daphne is optional (uvicorn deployments need not install it)
-        from daphne.ws_protocol import WebSocketProtocol
-    except ImportError:
-        return False
-    if getattr(WebSocketProtocol, "_aeturnis_close_patch", False):
-        return True
-    original = WebSocketProtocol.handle_reply
+class _DrainProducer:
+    """A push producer for a transport that has none: it only relays "drained"."""
+
+    def __init__(self, socket: _DaphneSocket) -> None:
+        self._socket = socket
+
+    def pauseProducing(self) -> None:
+        return None
+
+    def resumeProducing(self) -> None:
+        self._socket.drained()
+
+    def stopProducing(self) -> None:
+        return None
+
+
+class _DaphneSocket:
+    """The ``RawSocket`` of one daphne WebSocket (see ``realtime.connection.outbound``)."""
+
+    __slots__ = ("_direct", "_drain", "_protocol")
+
+    def __init__(self, protocol: Any) -> None:
+        self._protocol = protocol
+        self._drain: Callable[[], None] | None = None
+        self._direct: bool | None = None
+
+    def _transport(self) -> Any:
+        return self._protocol.transport
+
+    def _can_send_directly(self, transport: Any) -> bool:
+        if self._direct is None:
+            from twisted.internet import tcp  # imported here: only daphne processes have Twisted
+
+            # Only a plain TCP socket: under TLS the bytes must go through Twisted.
+            self._direct = isinstance(transport, tcp.Connection) and not getattr(
+                transport, "TLS", False
+            )
+        return self._direct
+
+    def _open(self) -> bool:
+        p = self._protocol
+        t = p.transport
+        return bool(
+            p.state == p.STATE_OPEN
+            and t is not None
+            and t.connected
+            and not t.disconnecting
+            and not t._writeDisconnected
+        )
+
+    def writable(self) -> bool:
+        transport = self._transport()
+        return transport is None or not getattr(transport, "producerPaused", False)
+
+    def buffered(self) -> int:
+        transport = self._transport()
+        return 0 if transport is None else _buffered(transport)
+
+    def write(self, data: bytes) -> None:
+        if not self._open():
+            return
+        transport = self._transport()
+        if self._can_send_directly(transport) and _buffered(transport) == 0:
+            try:
+                sent = transport.socket.send(data)
+            except _SOCKET_ERRORS:
+                sent = 0
+            except OSError:
+                sent = 0  # a broken socket: Twisted finds out in doWrite and closes it
+            if sent == len(data):
+                return
+            data = data[sent:]
+        transport.write(data)
+
+    def close(self, code: int, reason: str) -> None:
+        p = self._protocol
+        if p.state != p.STATE_OPEN:
+            return
+        # autobahn drops a peer that has not answered the close frame within this many seconds.
+        p.closeHandshakeTimeout = settings.AETURNIS_CLOSE_GRACE_S
+        p.sendCloseFrame(code=code, reasonUtf8=close_reason_bytes(reason), isReply=False)
+
+    def on_drain(self, callback: Callable[[], None] | None) -> None:
+        self._drain = callback
+        transport = self._transport()
+        if callback is None or transport is None:
+            return
+        producer = getattr(transport, "producer", None)
+        if producer is None:
+            transport.registerProducer(_DrainProducer(self), True)
+        else:  # daphne's HTTPChannel stays the producer of an upgraded socket
+            producer._aeturnis_drained = self.drained
+
+    def drained(self) -> None:
+        callback = self._drain
+        if callback is not None:
+            callback()
+
+
+def _patch_close(ws_protocol: Any) -> None:
+    original = ws_protocol.handle_reply
 
     def handle_reply(self: Any, message: dict[str, Any]) -> None:
         if message.get("type") == "websocket.close" and self.state == self.STATE_OPEN:
             code = int(message.get("code") or 1000)
             self.sendCloseFrame(
-                code=code, reasonUtf8=encode_reason(message.get("reason")), isReply=False
-            )
+                code=code, reasonUtf8=close_reason_bytes(str(message.get("reason") or "")),
+                isReply=False,
+            )  # fmt: skip
             return
         original(self, message)
 
-    WebSocketProtocol.handle_reply = handle_reply
-    WebSocketProtocol._aeturnis_close_patch = True
+    ws_protocol.handle_reply = handle_reply
+
+
+def _stamped_put(queue: Any, protocol: Any, item: dict[str, Any]) -> None:
+    if item.get("type") == "websocket.receive":
+        item[RX_KEY] = getattr(protocol, "_aeturnis_rx", 0.0) or time.time()
+    type(queue).put_nowait(queue, item)
+
+
+def _patch_applications(server_class: Any) -> None:
+    """WebSocket scopes get the ``RawSocket``; their input queues stamp arrival times."""
+    original = server_class.create_application
+
+    def create_application(self: Any, protocol: Any, scope: dict[str, Any]) -> Any:
+        websocket = scope.get("type") == "websocket"
+        if websocket:
+            scope.setdefault("extensions", {})[RAW_SOCKET] = _DaphneSocket(protocol)
+        queue = original(self, protocol, scope)
+        if websocket and queue is not None:
+            queue.put_nowait = partial(_stamped_put, queue, protocol)
+        return queue
+
+    server_class.create_application = create_application
+
+
+def _patch_arrival(ws_protocol: Any) -> None:
+    original = ws_protocol.dataReceived
+
+    def dataReceived(self: Any, data: bytes) -> None:
+        self._aeturnis_rx = time.time()
+        original(self, data)
+
+    ws_protocol.dataReceived = dataReceived
+
+
+def _patch_drain(http_channel: Any) -> None:
+    original = http_channel.resumeProducing
+
+    def resumeProducing(self: Any) -> None:
+        original(self)
+        drained = getattr(self, "_aeturnis_drained", None)
+        if drained is not None:
+            drained()
+
+    http_channel.resumeProducing = resumeProducing
+
+
+class _Sink:
+    """Where the body of a refused request goes: nowhere."""
+
+    def write(self, data: bytes) -> None:
+        return None
+
+    def seek(self, *args: Any) -> int:
+        return 0
+
+    def tell(self) -> int:
+        return 0
+
+    def read(self, *args: Any) -> bytes:
+        return b""
+
+    def close(self) -> None:
+        return None
+
+
+TOO_LARGE = (
+    b"HTTP/1.1 413 Content Too Large\r\nContent-Type: application/json\r\n"
+    b'Content-Length: 74\r\nConnection: close\r\n\r\n{"success": false, "error": '
+    b'{"code": "PAYLOAD_TOO_LARGE", "message": "Request body too large"}}'
+)
+
+
+def _patch_body_limit(web_request: Any) -> None:
+    original_length, original_process = web_request.gotLength, web_request.process
+
+    def gotLength(self: Any, length: int | None) -> None:
+        if length is not None and length > settings.AETURNIS_MAX_REQUEST_BYTES:
+            self._aeturnis_refused = True
+            self.content = _Sink()
+            self.requestHeaders.removeHeader(b"expect")  # no "100 Continue" for it
+            channel = self.channel
+            channel.persistent = False
+            channel.transport.write(TOO_LARGE)
+            channel.transport.loseConnection()
+            return
+        original_length(self, length)
+
+    def process(self: Any) -> Any:
+        if getattr(self, "_aeturnis_refused", False):
+            return None
+        return original_process(self)
+
+    web_request.gotLength, web_request.process = gotLength, process
+
+
+def _patch_access_log(generator: Any) -> None:
+    original = generator.write_entry
+
+    def write_entry(self: Any, host: Any, date: Any, request: Any, *args: Any, **kw: Any) -> None:
+        original(self, host, date, redact(str(request)), *args, **kw)
+
+    generator.write_entry = write_entry
+
+
+def patch_daphne() -> bool:
+    """Install every adjustment when this process is a daphne server; False otherwise.
+
+    Importing ``daphne.server`` installs Twisted's reactor on a loop of its own, so it is only
+    patched where daphne itself already imported it (its command line does, before loading the
+    application); under uvicorn or in tests nothing is touched.
+    """
+    if "daphne.server" not in sys.modules:
+        return False
+    try:  # imported here: only a daphne process has loaded these
+        from daphne.access import AccessLogGenerator
+        from daphne.http_protocol import WebRequest
+        from daphne.server import Server
+        from daphne.ws_protocol import WebSocketProtocol
+        from twisted.web.http import HTTPChannel
+    except ImportError:
+        return False
+    if getattr(WebSocketProtocol, "_aeturnis_patched", False):
+        return True
+    _patch_close(WebSocketProtocol)
+    _patch_arrival(WebSocketProtocol)
+    _patch_applications(Server)
+    _patch_drain(HTTPChannel)
+    _patch_body_limit(WebRequest)
+    _patch_access_log(AccessLogGenerator)
+    WebSocketProtocol._aeturnis_patched = True
     return True

@@ -21,11 +21,12 @@ from channels.db import database_sync_to_async
 from django.test import override_settings
 from prometheus_client.parser import text_string_to_metric_families
 
-from realtime.connection.outbound import Outbound
+from realtime.connection.outbound import AsgiOutbound
 from realtime.core import metrics
 from realtime.core.logs import JsonFormatter
 from realtime.handlers import dispatch
 from realtime.protocol import payloads
+from realtime.protocol.frames import Frame
 from realtime.transport.app import app_runtime
 from tests.conftest import WS_TIMEOUT, access_for, connect, connect_as
 
@@ -160,11 +161,17 @@ async def test_an_outbound_queue_overflow_is_counted() -> None:
     async def blocked_send(message: dict[str, Any]) -> None:
         await gate.wait()
 
-    out = Outbound(blocked_send, limit=1, on_overflow=lambda: None, on_error=lambda exc: None)
+    out = AsgiOutbound(
+        blocked_send,
+        limit=1,
+        limit_bytes=10**6,
+        on_overflow=lambda: None,
+        on_error=lambda exc: None,
+    )
     before = Scrape(metrics.render().decode())
-    out.push({"n": 1})  # in progress, blocked
-    out.push({"n": 2})  # queued
-    out.push({"n": 3})  # over the limit
+    out.push(Frame("1"))  # in progress, blocked
+    out.push(Frame("2"))  # queued
+    out.push(Frame("3"))  # over the limit
     after = Scrape(metrics.render().decode())
     out.kill()
     assert delta(before, after, "aeturnis_outbound_overflows_total") == 1

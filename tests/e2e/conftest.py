@@ -146,7 +146,9 @@ def server_command(kind: str, port: int) -> list[str]:
         exe = shutil.which("uvicorn", path=str(BIN_DIR)) or "uvicorn"
         return [
             exe, "aeturnis.asgi:application", "--host", "127.0.0.1", "--port", str(port),
-            "--ws", "websockets-sansio", "--lifespan", "off",
+            "--ws", "realtime.transport.uvicorn:WebSocketProtocol",
+            "--ws-per-message-deflate", "false", "--lifespan", "off",
+            "--timeout-graceful-shutdown", "10",
         ]  # fmt: skip
     raise ValueError(f"unknown server kind {kind!r}")
 

@@ -1,0 +1,137 @@
+"""uvicorn's sans-I/O WebSocket protocol, with a way to write frames straight to the socket.
+
+Run uvicorn with ``--ws realtime.transport.uvicorn:WebSocketProtocol`` (``./dev serve --server
+uvicorn`` does). Everything is uvicorn's own ``websockets-sansio`` implementation except:
+
+* the scope carries a ``RawSocket`` (``scope["extensions"]["aeturnis.socket"]``): the session
+  writes pre-built frames to the transport directly — the same bytes to every recipient of a
+  room event, no ASGI message, no coroutine, no re-framing per recipient;
+* congestion is visible (``writable``/``buffered``) and a drained buffer is reported, so the
+  session can bound what a slow client costs and close it 4008 (``SocketOutbound``);
+* a close frame is written at once, even behind a congested buffer, and a peer that never
+  answers it is aborted after ``AETURNIS_CLOSE_GRACE_S`` (uvicorn's own close waits for a
+  buffer that a client that stopped reading never drains);
+* every received message carries the time its bytes reached the process
+  (``"aeturnis.rx"``, epoch seconds), so movement is judged on arrival (PROTOCOL.md §5.2).
+
+This module is imported by uvicorn before Django is set up (``Config.load``): it uses only
+uvicorn, the standard library and the pure frame helpers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import Callable
+from typing import Any, cast
+
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.protocol import State
+
+from realtime.core.constants import RAW_SOCKET, RX_KEY
+
+
+def _close_grace_s() -> float:
+    # Read from the environment, not Django settings: this module loads before Django.
+    try:
+        return float(os.environ.get("AETURNIS_CLOSE_GRACE_S") or 10)
+    except ValueError:
+        return 10.0
+
+
+class _StampingQueue(asyncio.Queue[Any]):
+    """The protocol's queue to the application, adding the arrival time to each message."""
+
+    def __init__(self, protocol: WebSocketProtocol) -> None:
+        super().__init__()
+        self._protocol = protocol
+
+    def put_nowait(self, item: Any) -> None:
+        if item.get("type") == "websocket.receive":
+            item[RX_KEY] = self._protocol.rx_time
+        super().put_nowait(item)
+
+
+class _UvicornSocket:
+    """The ``RawSocket`` of one uvicorn WebSocket (see ``realtime.connection.outbound``)."""
+
+    __slots__ = ("_drain", "_protocol")
+
+    def __init__(self, protocol: WebSocketProtocol) -> None:
+        self._protocol = protocol
+        self._drain: Callable[[], None] | None = None
+
+    def _open(self) -> bool:
+        p = self._protocol
+        return (
+            p.handshake_complete
+            and not p.close_sent
+            and not p.disconnected
+            and p.conn.state is State.OPEN
+            and not p.transport.is_closing()
+        )
+
+    def writable(self) -> bool:
+        return self._protocol.writable.is_set()
+
+    def buffered(self) -> int:
+        return int(self._protocol.transport.get_write_buffer_size())
+
+    def write(self, data: bytes) -> None:
+        if self._open():
+            self._protocol.transport.write(data)
+
+    def close(self, code: int, reason: str) -> None:
+        self._protocol.close_now(code, reason)
+
+    def on_drain(self, callback: Callable[[], None] | None) -> None:
+        self._drain = callback
+
+    def drained(self) -> None:
+        callback = self._drain
+        if callback is not None:
+            callback()
+
+
+class WebSocketProtocol(WebSocketsSansIOProtocol):
+    """uvicorn's ``websockets-sansio`` protocol plus direct frame writes (module docstring)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.queue = _StampingQueue(self)
+        self.rx_time = 0.0
+        self.raw_socket = _UvicornSocket(self)
+
+    def data_received(self, data: bytes) -> None:
+        self.rx_time = time.time()
+        super().data_received(data)
+
+    async def run_asgi(self) -> None:
+        extensions = cast(dict[str, Any], self.scope["extensions"])
+        extensions[RAW_SOCKET] = self.raw_socket
+        await super().run_asgi()
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        self.raw_socket.drained()
+
+    def close_now(self, code: int, reason: str) -> None:
+        """Send a close frame now (after what is buffered), tell the application the socket is
+        closing, and abort it if the peer has not closed within the grace period."""
+        if self.close_sent or self.disconnected or self.transport.is_closing():
+            return
+        self.queue.put_nowait({"type": "websocket.disconnect", "code": code, "reason": reason})
+        self.conn.send_close(code, reason)
+        self.transport.write(b"".join(self.conn.data_to_send()))
+        self.close_sent = True
+        if self.read_paused:  # read the peer's close reply
+            self.read_paused = False
+            self.transport.resume_reading()
+        self.close_timer = self.loop.call_later(_close_grace_s(), self._give_up)
+
+    def _give_up(self) -> None:
+        """The peer did not complete the close in time: drop the socket and its buffer."""
+        self.close_timer = None
+        if not self.disconnected:
+            self.transport.abort()
