@@ -1,0 +1,1 @@
+"""What every domain app (characters, chat, combat) shares: errors."""
