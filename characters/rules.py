@@ -12,6 +12,15 @@ import unicodedata
 from dataclasses import dataclass
 from enum import StrEnum
 
+from domain.text import (
+    BLANK_SYMBOLS,
+    DEFAULT_IGNORABLE,
+    clean_line,
+    has_visible,
+    is_invisible,
+    trim_blank,
+)
+
 TELEPORT_DISTANCE = 50.0
 SPEED_TOLERANCE = 0.1  # multiplicative: allowed speed = max_speed * (1 + SPEED_TOLERANCE)
 MOVE_BURST_S = 0.5  # default of AETURNIS_MOVE_BURST_S: the budget holds this much movement
@@ -392,14 +401,17 @@ def cooldown_remaining_ms(ready_at_ms: int, now_ms: int) -> int:
 
 
 def clean_status_message(message: str | None) -> str:
-    """``message`` without control/format characters (Cc, Cf) and surrounding whitespace.
+    """``message`` without invisible characters, trimmed of blank ones at both ends.
 
-    None gives "". Ordinary spaces inside the message are kept.
+    Control, format and surrogate characters (newlines and tabs included) and the Hangul
+    fillers are removed; whitespace, U+2800 BRAILLE PATTERN BLANK and stray combining marks are
+    trimmed from both ends (``domain.text``). A message with nothing visible gives "", i.e. no
+    status message, as a whitespace-only one always did (issue #19). None gives "". Spaces
+    inside the message are kept as they are.
     """
     if message is None:
         return ""
-    kept = "".join(ch for ch in message if unicodedata.category(ch) not in ("Cc", "Cf"))
-    return kept.strip()
+    return trim_blank("".join(ch for ch in message if not is_invisible(ch)))
 
 
 def check_status(status: str, message: str) -> str | None:
@@ -408,6 +420,29 @@ def check_status(status: str, message: str) -> str | None:
         return f"Unknown status {status[:32]!r}; expected one of: {', '.join(STATUSES)}."
     if len(clean_status_message(message)) > STATUS_MESSAGE_MAX:
         return f"Status message is longer than {STATUS_MESSAGE_MAX} characters."
+    return None
+
+
+def name_problem(name: str) -> str | None:
+    """None if ``name`` may be shown as a character's or guild's name, else why not.
+
+    A name needs a visible character, and must be written exactly as it shows: no control,
+    format or other invisible characters (zero-width, Hangul fillers, variation selectors, ...),
+    no blank symbols (U+2800), no line breaks, no whitespace other than single spaces between
+    words, none at either end, composed (NFC). So a name can neither show as nothing nor look
+    identical to another while comparing different (issue #19). Length is the model's.
+    """
+    if not has_visible(name):
+        return "A name needs at least one visible character."
+    if unicodedata.normalize("NFC", name) != name:
+        return "A name must be written with composed characters (Unicode NFC)."
+    if clean_line(name) != name or any(
+        ch in DEFAULT_IGNORABLE or ch in BLANK_SYMBOLS for ch in name
+    ):
+        return (
+            "A name may not contain invisible or blank characters, line breaks, or spaces "
+            "at either end or twice in a row."
+        )
     return None
 
 

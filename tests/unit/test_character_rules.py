@@ -35,6 +35,7 @@ from characters.rules import (
     error_code,
     judge_budgeted_move,
     judge_move,
+    name_problem,
     record_violation,
     seq_is_stale,
     zone_change_allowed,
@@ -838,6 +839,93 @@ def test_status_message_of_100_characters_is_accepted_and_101_refused() -> None:
 
 def test_status_message_length_is_counted_after_cleaning() -> None:
     assert check_status("afk", "  " + "x" * 100 + "\x00\x00  ") is None
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "\u3164" * 20,
+        "\u2800" * 20,
+        "\u115f\u1160\uffa0",
+        "\u200b\u200c\u200d\u2060\ufeff\u00ad\u180e",
+        "\u0300\u0301",
+        "\ufe0f\U000e0100\u034f\u17b4\u17b5",
+        "\U000e0041\U000e007f",
+        "\u3000\u2003\u2028\u2029\u00a0",
+        " \u3164 \u2800 \u200b ",
+    ],
+)
+def test_a_status_message_that_shows_as_nothing_is_no_message(raw: str) -> None:
+    """As a whitespace-only message always was: the status is set, without a message."""
+    assert clean_status_message(raw) == ""
+    assert check_status("afk", clean_status_message(raw)) is None
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("brb\u2800\u2800\u2800", "brb"),
+        ("\u3164lfg\u3164 tank", "lfg tank"),
+        ("\u0301afk", "afk"),
+        ("coffee \u2615\ufe0f", "coffee \u2615\ufe0f"),
+        ("ロールプレイ中", "ロールプレイ中"),
+        ("a\ud800b", "ab"),  # a lone surrogate could not be sent as JSON
+    ],
+)
+def test_clean_status_message_removes_invisible_and_trims_blank_characters(
+    raw: str, expected: str
+) -> None:
+    assert clean_status_message(raw) == expected
+
+
+# --- names --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "Alice",
+        "Sir Galahad",
+        "Ærwyn",
+        "안녕",
+        "Zoë",
+        "Владимир",
+        "李小龙",
+        "O'Neil-2",
+        "\u2764 Bob",
+    ],
+)
+def test_ordinary_names_have_no_problem(name: str) -> None:
+    assert name_problem(name) is None
+
+
+@pytest.mark.parametrize(
+    ("name", "problem"),
+    [
+        ("", "visible"),
+        ("   ", "visible"),
+        ("\u3164" * 5, "visible"),
+        ("\u2800", "visible"),
+        ("\u115f\u1160", "visible"),
+        ("\u0300", "visible"),
+        ("\U000e0041", "visible"),
+        ("Al\u200bice", "invisible"),  # looks like Alice
+        ("Alice\ufe0f", "invisible"),
+        ("Alice\u3164", "invisible"),
+        ("Al\u3164ice", "invisible"),
+        ("Alice\u2800", "invisible"),
+        ("A\u2800lice", "invisible"),
+        (" Alice", "invisible"),
+        ("Alice ", "invisible"),
+        ("Sir  Galahad", "invisible"),
+        ("Sir\u00a0Galahad", "invisible"),
+        ("Sir\nGalahad", "invisible"),
+        ("Zoe\u0308", "NFC"),
+    ],
+)
+def test_names_that_show_as_nothing_or_hide_characters_are_refused(name: str, problem: str) -> None:
+    found = name_problem(name)
+    assert found is not None and problem in found
 
 
 # --- zones ------------------------------------------------------------------------------------
