@@ -225,10 +225,14 @@ AETURNIS_PRESENCE_TTL_S = env_float("AETURNIS_PRESENCE_TTL_S", 90)
 AETURNIS_TYPING_TIMEOUT_S = env_float("AETURNIS_TYPING_TIMEOUT_S", 6)
 AETURNIS_TURN_SECONDS = env_float("AETURNIS_TURN_SECONDS", 30)
 AETURNIS_MAX_SPEED = env_float("AETURNIS_MAX_SPEED", 10)
-# Our own settings (not in the contract): how often live positions are written behind, and how
-# many movement violations within a minute end a connection as suspicious.
+# Our own settings (not in the contract): how often live positions are written behind, how
+# many movement violations within a minute end a connection as suspicious, and how many seconds
+# of movement the speed budget holds as a burst (characters.rules.SpeedLimit, issue #16).
 AETURNIS_POSITION_FLUSH_S = env_float("AETURNIS_POSITION_FLUSH_S", 5)
 AETURNIS_MOVE_VIOLATIONS = env_int("AETURNIS_MOVE_VIOLATIONS", 10)
+AETURNIS_MOVE_BURST_S = env_float("AETURNIS_MOVE_BURST_S", 0.5)
+if not 0 <= AETURNIS_MOVE_BURST_S <= 60:  # also refuses NaN
+    raise ImproperlyConfigured("AETURNIS_MOVE_BURST_S must be between 0 and 60 seconds")
 AETURNIS_PROFANITY_MODE = env_str("AETURNIS_PROFANITY_MODE", "mask")
 AETURNIS_ALLOWED_ORIGINS = env_list("AETURNIS_ALLOWED_ORIGINS", [])
 AETURNIS_METRICS_TOKEN = env_str("AETURNIS_METRICS_TOKEN", "")

@@ -1,14 +1,18 @@
 """Movement load benchmark: N players walk continuously against one server process.
 
     .venv/bin/python bench/moves.py --players 200 --seconds 20 [--server daphne|uvicorn]
-                                    [--redis | --no-redis]
+                                    [--redis | --no-redis] [--contention] [--cheaters N]
+                                    [--no-seq]
 
 Prepares a dedicated database (PostgreSQL ``aeturnis_bench`` + Redis prefix ``bench``, or a
 temporary SQLite file with in-process layers for ``--no-redis``), seeds ``player0001`` …
 ``playerN``, starts one server process, logs every player in over ``POST /api/auth/token/``,
 opens one native WebSocket per player, selects its character and then moves it at ~8 units/s
-in small steps, each move with an ``ack`` so the round trip of every move is timed. Reports
-accepted moves/s, rejections, ack latency, ``character:moved`` fan-out, server CPU and RSS, and
+in small steps, each move with an ``ack`` and an increasing ``seq`` so the round trip of every
+move is timed. ``--cheaters N`` makes N of the players walk at 1.15 x the server's speed limit
+instead, and ``--contention`` burns a core's worth of CPU next to the server during the window
+(issue #16). Reports accepted moves/s, rejections (honest clients and cheaters apart), ack
+latency, ``character:moved`` fan-out, server CPU and RSS, and
 how many database writes the moves caused (write-behind, PROTOCOL.md §5.2 / README); finally
 SIGTERMs the server and checks that every character's last accepted position reached the
 database. Results go to ``bench/results/moves-<server>-<mode>.json``. See bench/README.md.
@@ -45,6 +49,10 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+# The speed tolerance is a constant of the pure rules (no Django), not a setting.
+from characters.rules import SPEED_TOLERANCE  # noqa: E402
+
 PYTHON = ROOT / ".venv" / "bin" / "python"
 RESULTS = ROOT / "bench" / "results"
 PASSWORD = "aeturnis-demo"  # the public demo password (PROTOCOL.md §9)
@@ -63,6 +71,9 @@ LAG_SAMPLE_EVERY = 10  # parse one character:moved frame in ten to measure its d
 WALK_RADIUS = 25.0  # players walk back and forth within this distance of their spawn
 POSITION_EPS = 1e-6
 DEFAULT_FLUSH_S = 5.0  # the server's AETURNIS_POSITION_FLUSH_S default
+CHEAT_FACTOR = 1.15  # cheaters walk at 1.15 x the limit, i.e. MAX_SPEED x (1 + tolerance) x 1.15
+EDGE_MARGIN = 1.0  # cheaters stop this far from the zone's edge
+BURNER = "while True: pass"  # --contention: one busy Python process, not pinned to a core
 
 # --- configuration ----------------------------------------------------------------------------
 
@@ -85,15 +96,39 @@ class Config:
     app_dir: Path
     tag: str
     wait_idle: float
+    cheaters: int
+    contention: bool
+    seq: bool
+    max_speed: float
+    burst_s: float
+    move_violations: int | None
 
     @property
     def mode(self) -> str:
         return "pg-redis" if self.use_redis else "embedded"
 
     @property
+    def rate(self) -> float:
+        """The server's speed limit, units/s: the budget's refill (characters.rules)."""
+        return self.max_speed * (1.0 + SPEED_TOLERANCE)
+
+    @property
+    def capacity(self) -> float:
+        """The server's burst, units: what the budget carries from one move to the next."""
+        return self.rate * self.burst_s
+
+    @property
+    def cheat_speed(self) -> float:
+        return CHEAT_FACTOR * self.rate
+
+    @property
     def name(self) -> str:
-        """File name of the results: ``moves-<server>-<mode>[-<tag>]``."""
-        return "-".join(["moves", self.server, self.mode, *([self.tag] if self.tag else [])])
+        """File name of the results: ``moves-<server>-<mode>[-contention][-cheatersN][-<tag>]``."""
+        parts = ["moves", self.server, self.mode]
+        parts += ["contention"] if self.contention else []
+        parts += [f"cheaters{self.cheaters}"] if self.cheaters else []
+        parts += [self.tag] if self.tag else []
+        return "-".join(parts)
 
 
 def parse_args(argv: list[str] | None = None) -> Config:
@@ -127,6 +162,43 @@ def parse_args(argv: list[str] | None = None) -> Config:
     )
     p.add_argument("--tag", default="", help="suffix of the results' file name")
     p.add_argument(
+        "--cheaters",
+        type=int,
+        default=0,
+        metavar="N",
+        help="N of the players walk straight at 1.15 x the limit (MAX_SPEED x 1.1 x 1.15 units/s,\n"
+        "as far as their zone allows) and ignore the server's corrections",
+    )
+    p.add_argument(
+        "--contention",
+        action="store_true",
+        help="run one CPU-burning process (a Python busy loop, not pinned) during the window",
+    )
+    p.add_argument(
+        "--seq",
+        dest="seq",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="send an increasing seq with every move (default), or --no-seq: none, as old clients",
+    )
+    p.add_argument(
+        "--max-speed", type=float, default=10.0, help="AETURNIS_MAX_SPEED given to the server (10)"
+    )
+    p.add_argument(
+        "--burst-s",
+        type=float,
+        default=0.5,
+        help="AETURNIS_MOVE_BURST_S given to the server (0.5)",
+    )
+    p.add_argument(
+        "--move-violations",
+        type=int,
+        default=None,
+        metavar="N",
+        help="AETURNIS_MOVE_VIOLATIONS for the server (its default, 10, closes a cheater 4003 "
+        "after 10 refused moves in a minute)",
+    )
+    p.add_argument(
         "--app-dir",
         type=Path,
         default=ROOT,
@@ -140,6 +212,10 @@ def parse_args(argv: list[str] | None = None) -> Config:
     a = p.parse_args(argv)
     if a.players < 1 or a.seconds <= 0 or a.step <= 0 or a.interval <= 0:
         p.error("--players, --seconds, --step and --interval must be positive")
+    if not 0 <= a.cheaters < a.players:
+        p.error("--cheaters must be at least 0 and leave at least one honest player")
+    if not (a.max_speed > 0 and 0 <= a.burst_s <= 60):
+        p.error("--max-speed must be positive and --burst-s within 0-60")
     return Config(
         players=a.players,
         seconds=a.seconds,
@@ -157,6 +233,12 @@ def parse_args(argv: list[str] | None = None) -> Config:
         app_dir=a.app_dir.resolve(),
         tag=a.tag,
         wait_idle=a.wait_idle,
+        cheaters=a.cheaters,
+        contention=a.contention,
+        seq=a.seq,
+        max_speed=a.max_speed,
+        burst_s=a.burst_s,
+        move_violations=a.move_violations,
     )
 
 
@@ -203,6 +285,11 @@ def server_env(cfg: Config, sqlite_path: str) -> dict[str, str]:
         env["AETURNIS_SQLITE_PATH"] = sqlite_path
     if cfg.flush_s is not None:
         env["AETURNIS_POSITION_FLUSH_S"] = str(cfg.flush_s)
+    # Set explicitly: the cheaters' accounting uses the same limit as the server.
+    env["AETURNIS_MAX_SPEED"] = repr(cfg.max_speed)
+    env["AETURNIS_MOVE_BURST_S"] = repr(cfg.burst_s)
+    if cfg.move_violations is not None:
+        env["AETURNIS_MOVE_VIOLATIONS"] = str(cfg.move_violations)
     return env
 
 
@@ -524,15 +611,42 @@ class ClientStats:
     close_reason: str = ""
 
 
-class Client:
-    """One player: a socket, a reader task that matches acks, and a walking loop."""
+@dataclass(frozen=True)
+class SentMove:
+    """A cheater's move as sent: when (client monotonic clock), where, and what came back."""
 
-    def __init__(self, player: Player, token: str, cfg: Config, window: Window) -> None:
+    sent: float
+    x: float
+    y: float
+    outcome: str  # "ok", the error code (with ":reason"), or "timeout"
+
+
+class Client:
+    """One player: a socket, a reader task that matches acks, and a walking loop.
+
+    An honest client walks back and forth at ``step / interval`` and snaps back to the
+    server's position after a rejection. A cheater walks straight at ``cfg.cheat_speed`` in
+    real time (its step is that speed times the time since its previous move, so a slow server
+    does not slow it down), never snaps back, and stops at its zone's edge.
+    """
+
+    def __init__(
+        self, player: Player, token: str, cfg: Config, window: Window, *, cheater: bool = False
+    ) -> None:
         self.player = player
         self.token = token
         self.cfg = cfg
         self.window = window
+        self.cheater = cheater
         self.stats = ClientStats()
+        self.seq = 0
+        self.sent_moves: list[SentMove] = []  # cheaters only
+        self.heading_xy = (1.0, 0.0)  # cheaters: the straight line they walk
+        self.room = 0.0  # cheaters: how far they can walk before the edge
+        self.walked = 0.0
+        self.origin = (0.0, 0.0)
+        self.last_sent: float | None = None
+        self.edge_reached_at: float | None = None
         self.ws: ClientConnection | None = None
         self.reader: asyncio.Task[None] | None = None
         self.pending: dict[int, asyncio.Future[tuple[float, dict[str, Any]]]] = {}
@@ -558,6 +672,22 @@ class Client:
             raise RuntimeError(f"{self.player.username}: select failed {reply!r}")
         p = reply["character"]["position"]
         self.position = self.last_acked = (p["x"], p["y"], p["z"], p["direction"])
+        if self.cheater:
+            self._aim()
+
+    def _aim(self) -> None:
+        """Point a cheater along the axis direction with the most room inside its zone."""
+        min_x, max_x, min_y, max_y = self.player.bounds
+        x, y, _, _ = self.position
+        options = [
+            (max_x - x, (1.0, 0.0)),
+            (x - min_x, (-1.0, 0.0)),
+            (max_y - y, (0.0, 1.0)),
+            (y - min_y, (0.0, -1.0)),
+        ]
+        room, self.heading_xy = max(options)
+        self.room = max(0.0, room - EDGE_MARGIN)
+        self.origin = (x, y)
 
     async def request(self, event: str, data: dict[str, Any]) -> dict[str, Any]:
         _, reply = await self._send(event, data)
@@ -628,28 +758,65 @@ class Client:
             nx = x + self.heading * self.cfg.step
         return (round(nx, 6), y, z, 0.0 if self.heading > 0 else round(math.pi, 6))
 
-    async def move_once(self) -> None:
-        target = self._target()
-        x, y, z, d = target
+    def _cheat_target(self, sent: float) -> tuple[float, float, float, float] | None:
+        """A cheater's next point: ``cheat_speed`` x the time since its previous move further
+        along its line (one interval for the first move); None once that is past the edge."""
+        dt = self.cfg.interval if self.last_sent is None else sent - self.last_sent
+        step = self.cfg.cheat_speed * dt
+        if self.walked + step > self.room:
+            return None
+        self.last_sent = sent
+        self.walked += step
+        (x0, y0), (dx, dy) = self.origin, self.heading_xy
+        z = self.position[2]
+        return (round(x0 + dx * self.walked, 6), round(y0 + dy * self.walked, 6), z, 0.0)
+
+    async def move_once(self) -> bool:
+        """Send one move and wait for its ack; False when a cheater has reached its edge."""
         sent = time.monotonic()
+        target = self._cheat_target(sent) if self.cheater else self._target()
+        if target is None:
+            self.edge_reached_at = sent
+            return False
+        x, y, z, d = target
+        data: dict[str, Any] = {"x": x, "y": y, "z": z, "direction": d}
+        if self.cfg.seq:
+            self.seq += 1
+            data["seq"] = self.seq
+        outcome = "timeout"
         try:
-            acked_at, reply = await self._send(
-                "character:move", {"x": x, "y": y, "z": z, "direction": d}
-            )
+            acked_at, reply = await self._send("character:move", data)
         except TimeoutError:
             self.stats.timeouts += 1
-            return
+        else:
+            outcome = self._answered(target, sent, acked_at, reply)
+        if self.cheater:
+            self.position = target  # its own trajectory, whatever the server said
+            self.sent_moves.append(SentMove(sent, x, y, outcome))
+        return True
+
+    def _answered(
+        self,
+        target: tuple[float, float, float, float],
+        sent: float,
+        acked_at: float,
+        reply: dict[str, Any],
+    ) -> str:
         s = self.stats
         s.latencies.append((sent, acked_at - sent))
         if reply.get("ok"):
             s.accepted += 1
             self.position = self.last_acked = target
-            return
+            return "ok"
         error = reply.get("error") or {}
-        s.rejected[str(error.get("code"))] += 1
+        code = str(error.get("code"))
+        if error.get("reason"):
+            code = f"{code}:{error['reason']}"
+        s.rejected[code] += 1
         p = error.get("position")
-        if p:  # the server's authoritative position: snap back (PROTOCOL.md §5.2)
+        if p and not self.cheater:  # the authoritative position: snap back (PROTOCOL.md §5.2)
             self.position = (p["x"], p["y"], p["z"], p["direction"])
+        return code
 
     async def walk(self) -> None:
         """One move in flight at a time: a move every ``interval`` after the previous was sent,
@@ -663,7 +830,8 @@ class Client:
             if sent >= self.window.end or self.ws is None or self.ws.close_code is not None:
                 return
             try:
-                await self.move_once()
+                if not await self.move_once():
+                    return
             except (ConnectionClosed, Closed):
                 return
             next_send = sent + self.cfg.interval
@@ -679,7 +847,12 @@ async def open_clients(
     each build their own (see bench/README.md), which is not the steady state measured here.
     """
     gate = asyncio.Semaphore(cfg.connect_concurrency)
-    clients = [Client(p, tokens[p.username], cfg, window) for p in players]
+    # The last N players cheat: round-robin seeding spreads them over the zones too.
+    first_cheater = len(players) - cfg.cheaters
+    clients = [
+        Client(p, tokens[p.username], cfg, window, cheater=i >= first_cheater)
+        for i, p in enumerate(players)
+    ]
 
     async def one(client: Client) -> None:
         async with gate:
@@ -762,6 +935,78 @@ def flush_phase(clients: list[Client], window: Window, flush_s: float) -> dict[s
     }
 
 
+def cheater_summary(clients: list[Client], cfg: Config) -> dict[str, Any]:
+    """The cheaters' moves, counted from what they sent and what came back.
+
+    A cheater's move fits in its burst when the distance from its first move's point to this
+    one is at most ``capacity + rate x (sent - first sent)``: what the server's budget allows a
+    client whose first move spent the pause before it (the window starts at least a second
+    after the selection) and whose moves arrive as they are sent. Every other move is "beyond
+    the burst" and should be refused; moves that got no answer (timeouts) are left out.
+    """
+    cheaters = [c for c in clients if c.cheater]
+    within: Counter[str] = Counter()
+    beyond: Counter[str] = Counter()
+    for c in cheaters:
+        if not c.sent_moves:
+            continue
+        first = c.sent_moves[0]
+        for move in c.sent_moves:
+            if move.outcome == "timeout":
+                continue
+            ahead = math.hypot(move.x - first.x, move.y - first.y)
+            allowed = cfg.capacity + cfg.rate * (move.sent - first.sent)
+            (beyond if ahead > allowed + POSITION_EPS else within)[move.outcome] += 1
+    beyond_total = sum(beyond.values())
+    beyond_refused = beyond_total - beyond["ok"]
+    return {
+        "cheaters": len(cheaters),
+        "speed": round(cfg.cheat_speed, 4),
+        "limit": round(cfg.rate, 4),
+        "capacity": round(cfg.capacity, 4),
+        "moves_sent": sum(len(c.sent_moves) for c in cheaters),
+        "timeouts": sum(m.outcome == "timeout" for c in cheaters for m in c.sent_moves),
+        "within_burst": dict(within),
+        "beyond_burst": dict(beyond),
+        "beyond_burst_moves": beyond_total,
+        "beyond_burst_refused": beyond_refused,
+        "beyond_burst_refused_pct": 100 * beyond_refused / beyond_total if beyond_total else None,
+        "closed_4003": sum(c.stats.close_code == 4003 for c in cheaters),
+        "reached_edge": sum(c.edge_reached_at is not None for c in cheaters),
+    }
+
+
+class Burner:
+    """``--contention``: one CPU-burning process on the same cores as the server, for the
+    measured window only. Not pinned: the scheduler shares the cores as it would with any
+    other busy neighbour. Records how much CPU it actually took, so a run shows it ran."""
+
+    def __init__(self) -> None:
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.before: ProcSample | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen([sys.executable, "-c", BURNER])
+        self.before = proc_sample(self.proc.pid)
+
+    def stop(self) -> dict[str, Any]:
+        if self.proc is None or self.before is None:
+            return {"ran": False}
+        after = proc_sample(self.proc.pid)
+        self.proc.kill()
+        self.proc.wait()
+        elapsed = after.t - self.before.t
+        return {
+            "ran": True,
+            "command": f"{sys.executable} -c {BURNER!r}",
+            "pid": self.proc.pid,
+            "seconds": round(elapsed, 2),
+            "cpu_pct": round(100 * (after.cpu_s - self.before.cpu_s) / elapsed, 1)
+            if elapsed > 0
+            else None,
+        }
+
+
 # --- the run -----------------------------------------------------------------------------------
 
 
@@ -775,6 +1020,11 @@ class Result:
     accepted_per_s: float = 0.0
     rejected: dict[str, int] = field(default_factory=dict)
     max_rejected_one_client: int = 0
+    honest_moves: int = 0
+    honest_rejected: dict[str, int] = field(default_factory=dict)
+    honest_max_rejected_one_client: int = 0
+    cheaters: dict[str, Any] = field(default_factory=dict)
+    contention: dict[str, Any] = field(default_factory=dict)
     ack_timeouts: int = 0
     ack_latency_ms: dict[str, float] = field(default_factory=dict)
     moved_events: int = 0
@@ -787,7 +1037,7 @@ class Result:
     server_rss_mb_peak: float = 0.0
     client_cpu_pct: float = 0.0
     machine_cpu_pct: float = 0.0  # all cores together: up to 100 * cores
-    other_cpu_pct: float = 0.0  # machine - server - client - Redis
+    other_cpu_pct: float = 0.0  # machine - server - client - Redis - the --contention burner
     steal_pct: float = 0.0
     load_avg_before: str = ""
     redis_cpu_pct: float | None = None
@@ -843,9 +1093,15 @@ async def measure(
     own_before = sum(os.times()[:2])
     machine_before = machine_cpu()
     result.load_avg_before = load_average()
+    burner = Burner()
+    if cfg.contention:
+        burner.start()
     window.start = time.monotonic() + 0.05
     window.end = window.start + cfg.seconds
-    await asyncio.gather(*(c.walk() for c in clients))
+    try:
+        await asyncio.gather(*(c.walk() for c in clients))
+    finally:
+        result.contention = burner.stop()
     after = proc_sample(proc.pid)
     redis_after = redis_counters(cfg)
     own_after = sum(os.times()[:2])
@@ -857,6 +1113,12 @@ async def measure(
     result.accepted_per_s = result.accepted / cfg.seconds
     result.rejected = dict(sum((s.rejected for s in stats), Counter()))
     result.max_rejected_one_client = max(sum(s.rejected.values()) for s in stats)
+    honest = [c.stats for c in clients if not c.cheater]
+    result.honest_moves = sum(s.accepted + sum(s.rejected.values()) for s in honest)
+    result.honest_rejected = dict(sum((s.rejected for s in honest), Counter()))
+    result.honest_max_rejected_one_client = max(sum(s.rejected.values()) for s in honest)
+    if cfg.cheaters:
+        result.cheaters = cheater_summary(clients, cfg)
     result.ack_timeouts = sum(s.timeouts for s in stats)
     result.ack_latency_ms = latency_summary([lat for s in stats for _, lat in s.latencies])
     result.moved_events = sum(s.moved for s in stats)
@@ -875,6 +1137,7 @@ async def measure(
         - result.server_cpu_pct
         - result.client_cpu_pct
         - (result.redis_cpu_pct or 0.0)
+        - (result.contention.get("cpu_pct") or 0.0)
     )
     result.server_rss_mb_before = before.rss_kb / 1024
     result.server_rss_mb_after = after.rss_kb / 1024
@@ -963,6 +1226,25 @@ async def run(cfg: Config) -> Result:
 # --- report ------------------------------------------------------------------------------------
 
 
+def cheaters_line(c: dict[str, Any]) -> str:
+    if not c:
+        return "none"
+    pct = c["beyond_burst_refused_pct"]
+    return (
+        f"{c['cheaters']} at {c['speed']:g} units/s (limit {c['limit']:g}, burst "
+        f"{c['capacity']:g} units): beyond the burst {c['beyond_burst_refused']} of "
+        f"{c['beyond_burst_moves']} refused ({'n/a' if pct is None else f'{pct:.1f} %'}) "
+        f"{c['beyond_burst']}; within it {c['within_burst']}; {c['timeouts']} timeouts, "
+        f"{c['closed_4003']} closed 4003, {c['reached_edge']} reached their zone's edge"
+    )
+
+
+def contention_line(c: dict[str, Any]) -> str:
+    if not c.get("ran"):
+        return "none"
+    return f"one busy process (pid {c['pid']}) took {c['cpu_pct']} % of a core for {c['seconds']} s"
+
+
 def report(cfg: Config, r: Result) -> None:
     lat, lag = r.ack_latency_ms, r.moved_lag_ms
     rejected = sum(r.rejected.values())
@@ -979,6 +1261,14 @@ def report(cfg: Config, r: Result) -> None:
             "rejected moves",
             f"{rejected} {r.rejected or ''} (at most {r.max_rejected_one_client} for one client)",
         ),
+        (
+            "honest rejected",
+            f"{sum(r.honest_rejected.values())} of {r.honest_moves} {r.honest_rejected or ''} "
+            f"(at most {r.honest_max_rejected_one_client} for one client; "
+            f"seq {'on' if cfg.seq else 'off'})",
+        ),
+        ("cheaters", cheaters_line(r.cheaters)),
+        ("contention", contention_line(r.contention)),
         ("ack timeouts", str(r.ack_timeouts)),
         (
             "ack latency ms",

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models.functions import Lower
+
+from characters.rules import name_problem
 
 zone_key_validator = RegexValidator(
     r"^[a-z0-9]+(?:_[a-z0-9]+)*$", "A zone key is a lowercase slug."
@@ -85,6 +88,11 @@ class Character(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    def clean(self) -> None:
+        """Refuse a name that shows as nothing or hides invisible characters (admin forms)."""
+        super().clean()
+        _check_name(self.name)
+
 
 class Guild(models.Model):
     name = models.CharField(max_length=64, unique=True)
@@ -95,6 +103,16 @@ class Guild(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        super().clean()
+        _check_name(self.name)
+
+
+def _check_name(name: str) -> None:
+    problem = name_problem(name)
+    if problem is not None:
+        raise ValidationError({"name": problem})
 
 
 class GuildRole(models.TextChoices):

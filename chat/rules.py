@@ -14,6 +14,8 @@ from enum import StrEnum
 from functools import lru_cache
 from itertools import product
 
+from domain.text import clean_line
+
 MESSAGE_MIN = 1
 MESSAGE_MAX = 500
 CHANNELS = ("zone", "global", "guild")  # chat:message channels
@@ -42,25 +44,27 @@ DEFAULT_WORDS: tuple[str, ...] = (
 
 # --- cleaning -----------------------------------------------------------------------------------
 
-_REMOVED_CATEGORIES = frozenset({"Cc", "Cf", "Cs"})
-
 
 def clean_text(text: str) -> str:
     """``text`` as it is stored and sent: NFC, one line, no invisible characters, trimmed.
 
     Every whitespace character (newlines, tabs, NBSP, ...) becomes a space; other control,
-    format (bidi overrides, zero-width characters) and lone-surrogate characters are removed;
-    runs of spaces become one space and both ends are stripped. Private-use and unassigned
-    characters are kept. The result is NFC-normalised and ``clean_text`` of it is itself.
+    format (bidi overrides, zero-width characters) and lone-surrogate characters and the Hangul
+    fillers are removed; runs of spaces become one space; blank characters (whitespace, U+2800
+    BRAILLE PATTERN BLANK, stray combining marks) are trimmed from both ends. A text with no
+    visible character left gives "", so ``message_problem`` calls it empty (issue #19). Blank
+    symbols inside the text and combining marks after a character (accents, emoji variation
+    selectors) are kept. Private-use and unassigned characters are kept. The result is
+    NFC-normalised and ``clean_text`` of it is itself. See ``domain.text``.
     """
-    kept = "".join(
-        ch for ch in text if ch.isspace() or unicodedata.category(ch) not in _REMOVED_CATEGORIES
-    )
-    return " ".join(unicodedata.normalize("NFC", kept).split())
+    return clean_line(text)
 
 
 def message_problem(text: str) -> str | None:
-    """None if the (already cleaned) ``text`` has MESSAGE_MIN..MESSAGE_MAX characters, else why."""
+    """None if the (already cleaned) ``text`` has MESSAGE_MIN..MESSAGE_MAX characters, else why.
+
+    A message that showed as nothing is "" once cleaned, and so empty.
+    """
     if len(text) < MESSAGE_MIN:
         return "Message is empty"
     if len(text) > MESSAGE_MAX:

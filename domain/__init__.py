@@ -1,1 +1,1 @@
-"""What every domain app (characters, chat, combat) shares: errors."""
+"""What every domain app (characters, chat, combat) shares: errors and text hygiene."""

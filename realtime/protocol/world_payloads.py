@@ -37,6 +37,7 @@ class CharacterMovePayload(Payload):
     y: Number
     z: Number | None = None
     direction: Number | None = None
+    seq: Annotated[StrictInt, Field(ge=0, le=2**53)] | None = None  # issue #16: replay/reorder
 
 
 class CharacterChangeZonePayload(Payload):

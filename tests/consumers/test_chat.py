@@ -78,13 +78,30 @@ async def test_global_reaches_other_zones_and_guild_only_members(world: Any) -> 
         await comm.disconnect()
 
 
-@pytest.mark.parametrize("text", ["", "   ", "\x00\x01", "x" * 501])
+INVISIBLE = ["\u3164" * 20, "\u2800" * 20, "\u200b\u0300\ufe0f\U000e0041"]  # issue #19
+
+
+@pytest.mark.parametrize("text", ["", "   ", "\x00\x01", "x" * 501, *INVISIBLE])
 async def test_invalid_messages_are_refused_and_not_stored(world: Any, text: str) -> None:
     alice = await play(world["alice"])
     frame = await say(alice, "zone", text)
     assert frame["event"] == "chat:error" and frame["data"]["code"] == "INVALID_MESSAGE"
     assert await database_sync_to_async(ChatMessage.objects.count)() == 0
     await alice.disconnect()
+
+
+@pytest.mark.parametrize("text", ["   ", *INVISIBLE])
+async def test_a_whisper_that_shows_as_nothing_is_refused_and_not_stored(
+    world: Any, text: str
+) -> None:
+    alice = await play(world["alice"])
+    bob = await play(world["bob"])
+    frame = await request(alice, "chat:whisper", {"targetName": "Bob", "message": text})
+    assert frame["event"] == "chat:error" and frame["data"]["code"] == "INVALID_MESSAGE"
+    await no_event(bob, "chat:whisper_received")
+    assert await database_sync_to_async(ChatMessage.objects.count)() == 0
+    await alice.disconnect()
+    await bob.disconnect()
 
 
 async def test_messages_need_a_character(world: Any) -> None:

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 from django.core.management import call_command
+from django.forms import modelform_factory
 
 from characters import services
 from characters.errors import (
@@ -14,7 +15,7 @@ from characters.errors import (
     ZoneNotAdjacent,
     ZoneNotFound,
 )
-from characters.models import Character, Zone
+from characters.models import Character, Guild, Zone
 from characters.rules import Position
 
 pytestmark = pytest.mark.django_db
@@ -120,3 +121,19 @@ def test_status_is_stored_and_unknown_status_refused(world: Any) -> None:
     assert alice.status == "roleplaying"
     with pytest.raises(Exception, match="Unknown status"):
         services.character_status_set(character_id=alice.pk, status="asleep")
+
+
+@pytest.mark.parametrize("model", [Character, Guild])
+@pytest.mark.parametrize("name", ["\u3164" * 5, "\u2800\u2800", "\u200b", "Al\u200bice"])
+def test_admin_forms_refuse_a_name_that_shows_as_nothing_or_hides_characters(
+    model: type[Character | Guild], name: str
+) -> None:
+    form = modelform_factory(model, fields=["name"])(data={"name": name})
+    assert not form.is_valid()
+    assert any("visible" in error for error in form.errors["name"]), form.errors
+
+
+@pytest.mark.parametrize("model", [Character, Guild])
+def test_admin_forms_accept_an_ordinary_name(model: type[Character | Guild]) -> None:
+    form = modelform_factory(model, fields=["name"])(data={"name": "Ærwyn"})
+    assert form.is_valid(), form.errors

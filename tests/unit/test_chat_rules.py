@@ -15,6 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import chat.rules
+import domain.text
 from chat.rules import (
     CHANNELS,
     DEFAULT_WORDS,
@@ -35,6 +36,7 @@ from chat.rules import (
     normalise_word,
     typing_broadcast_due,
 )
+from domain.text import DEFAULT_IGNORABLE, is_visible
 
 FILTER = ProfanityFilter(DEFAULT_WORDS)
 BIGINT_MAX = 2**63 - 1
@@ -65,16 +67,28 @@ def test_constants_match_the_protocol() -> None:
     assert FilterMode("reject") is FilterMode.REJECT
 
 
-def test_rules_module_imports_only_the_standard_library() -> None:
-    tree = ast.parse(Path(chat.rules.__file__).read_text(encoding="utf-8"))
-    roots: set[str] = set()
+def imported_modules(path: str | None) -> set[str]:
+    assert path is not None
+    tree = ast.parse(Path(path).read_text(encoding="utf-8"))
+    names: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
-            roots |= {alias.name.split(".")[0] for alias in node.names}
+            names |= {alias.name for alias in node.names}
         elif isinstance(node, ast.ImportFrom) and node.module:
-            roots.add(node.module.split(".")[0])
-    assert roots, "no imports found: the check would pass vacuously"
-    assert roots <= set(sys.stdlib_module_names) | {"__future__"}, roots
+            names.add(node.module)
+    assert names, "no imports found: the check would pass vacuously"
+    return names
+
+
+STDLIB = set(sys.stdlib_module_names) | {"__future__"}
+
+
+def test_rules_module_imports_only_the_standard_library_and_the_shared_text_rules() -> None:
+    names = imported_modules(chat.rules.__file__)
+    assert {name.split(".")[0] for name in names} - {"domain"} <= STDLIB, names
+    assert {name for name in names if name.startswith("domain")} == {"domain.text"}
+    text_roots = {name.split(".")[0] for name in imported_modules(domain.text.__file__)}
+    assert text_roots <= STDLIB, text_roots
 
 
 # --- cleaning -----------------------------------------------------------------------------------
@@ -133,6 +147,130 @@ def test_clean_text_output_is_one_trimmed_nfc_line_without_invisibles(raw: str) 
     assert not any(unicodedata.category(ch) in ("Cc", "Cf", "Cs") for ch in cleaned)
     assert unicodedata.is_normalized("NFC", cleaned)
     assert clean_text(cleaned) == cleaned
+
+
+# --- nothing visible (issue #19) ----------------------------------------------------------------
+
+# One entry per kind of character that shows as nothing; each alone, repeated, must be empty.
+BLANK_KINDS = {
+    "hangul filler U+3164": "\u3164",
+    "hangul choseong filler U+115F": "\u115f",
+    "hangul jungseong filler U+1160": "\u1160",
+    "halfwidth hangul filler U+FFA0": "\uffa0",
+    "braille pattern blank U+2800": "\u2800",
+    "musical null notehead U+1D159": "\U0001d159",
+    **{f"zero-width / direction mark U+{c:04X}": chr(c) for c in range(0x200B, 0x2010)},
+    **{f"word joiner / invisible operator U+{c:04X}": chr(c) for c in range(0x2060, 0x2065)},
+    "BOM U+FEFF": "\ufeff",
+    "mongolian vowel separator U+180E": "\u180e",
+    "soft hyphen U+00AD": "\u00ad",
+    "combining grave U+0300 (marks alone)": "\u0300",
+    "combining marks of three kinds": "\u0301\u0489\u0903",  # Mn, Me, Mc
+    "combining grapheme joiner U+034F": "\u034f",
+    "khmer inherent vowel U+17B4": "\u17b4",
+    "khmer inherent vowel U+17B5": "\u17b5",
+    **{f"variation selector U+{c:04X}": chr(c) for c in (0xFE00, 0xFE0E, 0xFE0F)},
+    **{f"variation selector U+{c:05X}": chr(c) for c in (0xE0100, 0xE01EF)},
+    **{f"tag U+{c:05X}": chr(c) for c in (0xE0000, 0xE0001, 0xE0020, 0xE0041, 0xE007F)},
+    "ideographic space U+3000": "\u3000",
+    **{f"space U+{c:04X}": chr(c) for c in (0x00A0, 0x2000, 0x2007, 0x200A, 0x202F, 0x205F)},
+    "line separator U+2028": "\u2028",
+    "paragraph separator U+2029": "\u2029",
+}
+
+
+@pytest.mark.parametrize("blank", BLANK_KINDS.values(), ids=BLANK_KINDS.keys())
+def test_a_message_of_characters_that_show_as_nothing_is_empty(blank: str) -> None:
+    for raw in (blank * 20, f" {blank} " * 5, blank + "\n" + blank):
+        assert clean_text(raw) == ""
+        assert message_problem(clean_text(raw)) == "Message is empty"
+
+
+def test_a_mix_of_every_blank_kind_is_empty() -> None:
+    raw = " ".join(BLANK_KINDS.values()) * 3
+    assert clean_text(raw) == ""
+    assert message_problem(clean_text(raw)) == "Message is empty"
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        # blank symbols at the ends are trimmed, inside they stay (Braille art)
+        ("hi\u2800\u2800\u2800", "hi"),
+        ("\u2800\u2800hi \u2800 there\u2800", "hi \u2800 there"),
+        ("\u28ff\u2800\u28ff", "\u28ff\u2800\u28ff"),
+        # hangul fillers are removed everywhere, like zero-width characters
+        ("a\u3164b", "ab"),
+        ("a \u3164 b", "a b"),
+        ("\u3164" * 5 + "hi" + "\uffa0" * 5, "hi"),
+        # a mark has nothing to attach to at the start; after a character it stays
+        ("\u0301hi", "hi"),
+        ("\u2800\u0301 hi", "hi"),
+        ("cafe\u0301", "caf\u00e9"),
+        ("x\u0489", "x\u0489"),
+        # emoji with variation selectors, modifiers, keycaps, flags stay as they are
+        ("I \u2764\ufe0f this", "I \u2764\ufe0f this"),
+        ("\u2764\ufe0f", "\u2764\ufe0f"),
+        ("\u263a\ufe0e", "\u263a\ufe0e"),
+        ("1\ufe0f\u20e3", "1\ufe0f\u20e3"),
+        ("\U0001f44d\U0001f3fd", "\U0001f44d\U0001f3fd"),
+        ("\U0001f1eb\U0001f1f7", "\U0001f1eb\U0001f1f7"),
+        ("ok \U0001f44d\U0001f3fd\u2800", "ok \U0001f44d\U0001f3fd"),
+        # one visible character is enough
+        ("\u3164\u2800.\u2800", "."),
+        ("\ue000", "\ue000"),  # private use: a game's own icon font
+    ],
+)
+def test_clean_text_blank_and_visible_characters_table(raw: str, expected: str) -> None:
+    assert clean_text(raw) == expected
+    assert message_problem(clean_text(raw)) is None
+
+
+NON_LATIN = [
+    "こんにちは、元気ですか",
+    "안녕하세요",
+    "你好，世界",  # noqa: RUF001 (the full-width comma is the point)
+    "Привет, мир",
+    "Γειά σου κόσμε",  # noqa: RUF001 (Greek letters are the point)
+    "مرحبا بالعالم",
+    "שלום עולם",
+    "नमस्ते दुनिया",
+    "வணக்கம் உலகம்",
+    "สวัสดีชาวโลก",
+    "ສະບາຍດີ",
+    "សួស្តីពិភពលោក",
+    "ᠮᠣᠩᠭᠣᠯ",
+    "ሰላም ልዑል",
+    "Xin chào thế giới",
+]
+
+
+@pytest.mark.parametrize("text", NON_LATIN)
+def test_non_latin_scripts_stay_valid_and_unchanged(text: str) -> None:
+    assert unicodedata.is_normalized("NFC", text)
+    assert clean_text(text) == text
+    assert message_problem(clean_text(text)) is None
+
+
+def test_hangul_filler_cannot_split_a_profane_word_past_the_filter() -> None:
+    assert FILTER.contains(clean_text("f\u3164u\u3164c\u3164k"))
+    assert FILTER.contains(clean_text("sh\u3164it"))
+
+
+@given(st.text())
+def test_clean_text_output_is_empty_or_starts_and_ends_visibly(raw: str) -> None:
+    cleaned = clean_text(raw)
+    if not cleaned:
+        return
+    assert is_visible(cleaned[0])
+    tail = cleaned.rstrip("".join(c for c in set(cleaned) if unicodedata.category(c)[0] == "M"))
+    assert tail and is_visible(tail[-1])
+    assert not any(ch in DEFAULT_IGNORABLE and unicodedata.category(ch)[0] != "M" for ch in cleaned)
+
+
+@given(st.text(alphabet=st.sampled_from(sorted(set("".join(BLANK_KINDS.values()) + " \n\t")))))
+def test_any_text_of_blank_characters_is_empty(raw: str) -> None:
+    assert clean_text(raw) == ""
 
 
 # --- length -------------------------------------------------------------------------------------
