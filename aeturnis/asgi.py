@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "aeturnis.settings")
 
@@ -12,18 +13,25 @@ from django.core.asgi import get_asgi_application
 django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from django.conf import settings  # noqa: E402
-from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 
 from realtime.daphne_compat import patch_daphne  # noqa: E402
 from realtime.routing import websocket_urlpatterns  # noqa: E402
 
 patch_daphne()
 
+# WhiteNoise's file responses are synchronous iterators: Django's ASGI handler reads each one
+# into memory in a thread (as Django's own static handler does) and warns once per process.
+# For these files (the admin's, Swagger UI's: 1.6 MB at most) that is the right trade.
+warnings.filterwarnings(
+    "ignore",
+    message="StreamingHttpResponse must consume synchronous iterators",
+    module=r"django\.core\.handlers\.asgi",
+)
+
+# Static files are served by WhiteNoise (a Django middleware) in every mode.
 application = ProtocolTypeRouter(
     {
-        # In DEBUG (the embedded default) serve the admin's static files too.
-        "http": ASGIStaticFilesHandler(django_asgi_app) if settings.DEBUG else django_asgi_app,
+        "http": django_asgi_app,
         "websocket": URLRouter(websocket_urlpatterns),
     }
 )
