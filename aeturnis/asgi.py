@@ -14,6 +14,7 @@ django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
+from aeturnis.proxy import ForwardedProto  # noqa: E402
 from realtime.daphne_compat import patch_daphne  # noqa: E402
 from realtime.routing import websocket_urlpatterns  # noqa: E402
 
@@ -28,10 +29,13 @@ warnings.filterwarnings(
     module=r"django\.core\.handlers\.asgi",
 )
 
-# Static files are served by WhiteNoise (a Django middleware) in every mode.
-application = ProtocolTypeRouter(
-    {
-        "http": django_asgi_app,
-        "websocket": URLRouter(websocket_urlpatterns),
-    }
+# Static files are served by WhiteNoise (a Django middleware) in every mode. The scheme a
+# TLS-terminating proxy reports is believed only from TRUSTED_PROXIES (aeturnis/proxy.py).
+application = ForwardedProto(
+    ProtocolTypeRouter(
+        {
+            "http": django_asgi_app,
+            "websocket": URLRouter(websocket_urlpatterns),
+        }
+    )
 )

@@ -19,6 +19,8 @@ from django.core.exceptions import ImproperlyConfigured
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 DEV_SECRET_KEY = "aeturnis-dev-secret-key-do-not-use-in-production-0123456789"  # noqa: S105 (the refused development default)
+# deploy/production.env.example's placeholder starts with this; it is refused like the dev key.
+EXAMPLE_SECRET_PREFIX = "CHANGE-ME"  # noqa: S105 (a placeholder that is refused)
 
 
 def env_str(name: str, default: str) -> str:
@@ -83,10 +85,16 @@ def database_from_url(url: str) -> dict[str, Any]:
 
 DEBUG = env_bool("DEBUG", True)
 SECRET_KEY = env_str("SECRET_KEY", DEV_SECRET_KEY)
-if not DEBUG and SECRET_KEY == DEV_SECRET_KEY:
+if not DEBUG and (SECRET_KEY == DEV_SECRET_KEY or SECRET_KEY.startswith(EXAMPLE_SECRET_PREFIX)):
     raise ImproperlyConfigured("DEBUG=0 requires SECRET_KEY to be set to a real secret")
 
-ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["*"] if DEBUG else ["localhost", "127.0.0.1"])
+# With DEBUG=0 there is no safe guess: behind a proxy a localhost-only default answers every
+# request 400, so a production server without ALLOWED_HOSTS refuses to start instead.
+if not DEBUG and not os.environ.get("ALLOWED_HOSTS", "").strip():
+    raise ImproperlyConfigured(
+        "DEBUG=0 requires ALLOWED_HOSTS: the host names clients use, e.g. game.example.com"
+    )
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["*"])
 TRUSTED_PROXIES = env_list("TRUSTED_PROXIES", [])
 
 INSTALLED_APPS = [
@@ -179,6 +187,23 @@ STORAGES = {
 WHITENOISE_AUTOREFRESH = DEBUG
 WHITENOISE_USE_FINDERS = DEBUG
 
+# --- HTTPS behind a TLS-terminating proxy ----------------------------------------------------
+#
+# Django's SECURE_PROXY_SSL_HEADER would believe X-Forwarded-Proto from any client. It stays
+# unset: aeturnis.proxy.ForwardedProto sets the request's scheme from that header only when the
+# peer is in TRUSTED_PROXIES, so request.is_secure() and the CSRF origin check are right.
+
+# Clients reach the server over https/wss (directly or through the proxy): secure cookies,
+# HSTS, and plain-http requests redirected (the probes and /metrics excepted).
+AETURNIS_HTTPS = env_bool("AETURNIS_HTTPS", False)
+SECURE_SSL_REDIRECT = AETURNIS_HTTPS
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
+SESSION_COOKIE_SECURE = AETURNIS_HTTPS
+CSRF_COOKIE_SECURE = AETURNIS_HTTPS
+# An hour by default: raise it (a year, 31536000) once HTTPS is known to work everywhere.
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 3600 if AETURNIS_HTTPS else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
 
 # --- Redis and the channel layer -----------------------------------------------------------
 
