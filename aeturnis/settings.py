@@ -97,6 +97,37 @@ if not DEBUG and not os.environ.get("ALLOWED_HOSTS", "").strip():
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["*"])
 TRUSTED_PROXIES = env_list("TRUSTED_PROXIES", [])
 
+# Browser origins allowed to open WebSockets (realtime.auth.sources.origin_allowed) and to call
+# the HTTP API under /api/ (django-cors-headers).
+AETURNIS_ALLOWED_ORIGINS = env_list("AETURNIS_ALLOWED_ORIGINS", [])
+
+
+def cors_settings(origins: list[str], *, debug: bool) -> dict[str, Any]:
+    """django-cors-headers settings for ``AETURNIS_ALLOWED_ORIGINS``.
+
+    Listed origins may send credentials (cookies, Authorization). ``*`` (or DEBUG with no list,
+    as for WebSockets) allows any origin, but then never with credentials.
+    """
+    any_origin = "*" in origins or (debug and not origins)
+    return {
+        "CORS_ALLOW_ALL_ORIGINS": any_origin,
+        "CORS_ALLOWED_ORIGINS": [] if any_origin else [o.rstrip("/") for o in origins],
+        "CORS_ALLOW_CREDENTIALS": not any_origin,
+    }
+
+
+_cors = cors_settings(AETURNIS_ALLOWED_ORIGINS, debug=DEBUG)
+CORS_ALLOW_ALL_ORIGINS: bool = _cors["CORS_ALLOW_ALL_ORIGINS"]
+CORS_ALLOWED_ORIGINS: list[str] = _cors["CORS_ALLOWED_ORIGINS"]
+CORS_ALLOW_CREDENTIALS: bool = _cors["CORS_ALLOW_CREDENTIALS"]
+# The HTTP API only: /socket.io/ answers CORS itself (the Socket.IO transport).
+CORS_URLS_REGEX = r"^/api/.*$"
+# Unsafe requests from these origins pass Django's CSRF check (e.g. the admin or a web client
+# on another host using the session). By default the browser origins allowed above.
+CSRF_TRUSTED_ORIGINS = env_list(
+    "CSRF_TRUSTED_ORIGINS", [o.rstrip("/") for o in AETURNIS_ALLOWED_ORIGINS if o != "*"]
+)
+
 INSTALLED_APPS = [
     "daphne",
     "django.contrib.admin",
@@ -109,6 +140,7 @@ INSTALLED_APPS = [
     "rest_framework_simplejwt.token_blacklist",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "corsheaders",
     "channels",
     "characters",
     "chat",
@@ -120,6 +152,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     # Static files (admin, Swagger UI) in every mode, without a separate web server.
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "corsheaders.middleware.CorsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -274,7 +307,6 @@ AETURNIS_MAX_SPEED = env_float("AETURNIS_MAX_SPEED", 10)
 AETURNIS_POSITION_FLUSH_S = env_float("AETURNIS_POSITION_FLUSH_S", 5)
 AETURNIS_MOVE_VIOLATIONS = env_int("AETURNIS_MOVE_VIOLATIONS", 10)
 AETURNIS_PROFANITY_MODE = env_str("AETURNIS_PROFANITY_MODE", "mask")
-AETURNIS_ALLOWED_ORIGINS = env_list("AETURNIS_ALLOWED_ORIGINS", [])
 AETURNIS_METRICS_TOKEN = env_str("AETURNIS_METRICS_TOKEN", "")
 AETURNIS_COMBAT_SEED = os.environ.get("AETURNIS_COMBAT_SEED") or None
 AETURNIS_HISTORY_SIZE = env_int("AETURNIS_HISTORY_SIZE", 200)
