@@ -155,6 +155,8 @@ MIDDLEWARE = [
     "corsheaders.middleware.CorsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
+    # Inside CommonMiddleware, so that APPEND_SLASH still redirects a 404 it replaced.
+    "aeturnis.site.PlainNotFoundMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -167,7 +169,7 @@ ASGI_APPLICATION = "aeturnis.asgi.application"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [],
+        "DIRS": [BASE_DIR / "aeturnis" / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
@@ -291,6 +293,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # /api/realtime/<x>/ also answers (aeturnis.urls); the schema lists only the contract's paths.
+    "PREPROCESSING_HOOKS": ["aeturnis.urls.without_slash_aliases"],
 }
 
 # --- Realtime contract settings (PROTOCOL.md §10) -------------------------------------------
