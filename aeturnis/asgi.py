@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "aeturnis.settings")
 
@@ -12,21 +13,30 @@ from django.core.asgi import get_asgi_application
 django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from django.conf import settings  # noqa: E402
-from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 
+from aeturnis.proxy import ForwardedProto  # noqa: E402
 from realtime.transport.daphne import patch_daphne  # noqa: E402
 from realtime.transport.http_limits import RequestBodyLimit  # noqa: E402
 from realtime.transport.routing import websocket_urlpatterns  # noqa: E402
 
 patch_daphne()
 
-application = ProtocolTypeRouter(
-    {
-        # In DEBUG (the embedded default) serve the admin's static files too.
-        "http": RequestBodyLimit(
-            ASGIStaticFilesHandler(django_asgi_app) if settings.DEBUG else django_asgi_app
-        ),
-        "websocket": URLRouter(websocket_urlpatterns),
-    }
+# WhiteNoise's file responses are synchronous iterators: Django's ASGI handler reads each one
+# into memory in a thread (as Django's own static handler does) and warns once per process.
+# For these files (the admin's, Swagger UI's: 1.6 MB at most) that is the right trade.
+warnings.filterwarnings(
+    "ignore",
+    message="StreamingHttpResponse must consume synchronous iterators",
+    module=r"django\.core\.handlers\.asgi",
+)
+
+# Static files are served by WhiteNoise (a Django middleware) in every mode. The scheme a
+# TLS-terminating proxy reports is believed only from TRUSTED_PROXIES (aeturnis/proxy.py).
+application = ForwardedProto(
+    ProtocolTypeRouter(
+        {
+            "http": RequestBodyLimit(django_asgi_app),
+            "websocket": URLRouter(websocket_urlpatterns),
+        }
+    )
 )

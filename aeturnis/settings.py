@@ -19,6 +19,8 @@ from django.core.exceptions import ImproperlyConfigured
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 DEV_SECRET_KEY = "aeturnis-dev-secret-key-do-not-use-in-production-0123456789"  # noqa: S105 (the refused development default)
+# deploy/production.env.example's placeholder starts with this; it is refused like the dev key.
+EXAMPLE_SECRET_PREFIX = "CHANGE-ME"  # noqa: S105 (a placeholder that is refused)
 
 
 def env_str(name: str, default: str) -> str:
@@ -83,11 +85,48 @@ def database_from_url(url: str) -> dict[str, Any]:
 
 DEBUG = env_bool("DEBUG", True)
 SECRET_KEY = env_str("SECRET_KEY", DEV_SECRET_KEY)
-if not DEBUG and SECRET_KEY == DEV_SECRET_KEY:
+if not DEBUG and (SECRET_KEY == DEV_SECRET_KEY or SECRET_KEY.startswith(EXAMPLE_SECRET_PREFIX)):
     raise ImproperlyConfigured("DEBUG=0 requires SECRET_KEY to be set to a real secret")
 
-ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["*"] if DEBUG else ["localhost", "127.0.0.1"])
+# With DEBUG=0 there is no safe guess: behind a proxy a localhost-only default answers every
+# request 400, so a production server without ALLOWED_HOSTS refuses to start instead.
+if not DEBUG and not os.environ.get("ALLOWED_HOSTS", "").strip():
+    raise ImproperlyConfigured(
+        "DEBUG=0 requires ALLOWED_HOSTS: the host names clients use, e.g. game.example.com"
+    )
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["*"])
 TRUSTED_PROXIES = env_list("TRUSTED_PROXIES", [])
+
+# Browser origins allowed to open WebSockets (realtime.auth.sources.origin_allowed) and to call
+# the HTTP API under /api/ (django-cors-headers).
+AETURNIS_ALLOWED_ORIGINS = env_list("AETURNIS_ALLOWED_ORIGINS", [])
+
+
+def cors_settings(origins: list[str], *, debug: bool) -> dict[str, Any]:
+    """django-cors-headers settings for ``AETURNIS_ALLOWED_ORIGINS``.
+
+    Listed origins may send credentials (cookies, Authorization). ``*`` (or DEBUG with no list,
+    as for WebSockets) allows any origin, but then never with credentials.
+    """
+    any_origin = "*" in origins or (debug and not origins)
+    return {
+        "CORS_ALLOW_ALL_ORIGINS": any_origin,
+        "CORS_ALLOWED_ORIGINS": [] if any_origin else [o.rstrip("/") for o in origins],
+        "CORS_ALLOW_CREDENTIALS": not any_origin,
+    }
+
+
+_cors = cors_settings(AETURNIS_ALLOWED_ORIGINS, debug=DEBUG)
+CORS_ALLOW_ALL_ORIGINS: bool = _cors["CORS_ALLOW_ALL_ORIGINS"]
+CORS_ALLOWED_ORIGINS: list[str] = _cors["CORS_ALLOWED_ORIGINS"]
+CORS_ALLOW_CREDENTIALS: bool = _cors["CORS_ALLOW_CREDENTIALS"]
+# The HTTP API only: /socket.io/ answers CORS itself (the Socket.IO transport).
+CORS_URLS_REGEX = r"^/api/.*$"
+# Unsafe requests from these origins pass Django's CSRF check (e.g. the admin or a web client
+# on another host using the session). By default the browser origins allowed above.
+CSRF_TRUSTED_ORIGINS = env_list(
+    "CSRF_TRUSTED_ORIGINS", [o.rstrip("/") for o in AETURNIS_ALLOWED_ORIGINS if o != "*"]
+)
 
 INSTALLED_APPS = [
     "daphne",
@@ -101,6 +140,7 @@ INSTALLED_APPS = [
     "rest_framework_simplejwt.token_blacklist",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "corsheaders",
     "channels",
     "characters",
     "chat",
@@ -110,8 +150,13 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Static files (admin, Swagger UI) in every mode, without a separate web server.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "corsheaders.middleware.CorsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
+    # Inside CommonMiddleware, so that APPEND_SLASH still redirects a 404 it replaced.
+    "aeturnis.site.PlainNotFoundMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -124,7 +169,7 @@ ASGI_APPLICATION = "aeturnis.asgi.application"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [],
+        "DIRS": [BASE_DIR / "aeturnis" / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
@@ -159,7 +204,41 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+# `manage.py collectstatic` writes here; WhiteNoise serves it from here when DEBUG is off.
+STATIC_ROOT = env_str("STATIC_ROOT", str(BASE_DIR / "staticfiles"))
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    # In production: content-hashed names (cached forever by browsers) and pre-compressed
+    # copies, which need `collectstatic`; with DEBUG the files come straight from the apps.
+    "staticfiles": {
+        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
+        if DEBUG
+        else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+    },
+}
+# Decided here rather than from DEBUG at request time (test runners switch DEBUG off): with
+# DEBUG, WhiteNoise finds files in the apps on every request; without, it indexes STATIC_ROOT
+# once at start.
+WHITENOISE_AUTOREFRESH = DEBUG
+WHITENOISE_USE_FINDERS = DEBUG
+
+# --- HTTPS behind a TLS-terminating proxy ----------------------------------------------------
+#
+# Django's SECURE_PROXY_SSL_HEADER would believe X-Forwarded-Proto from any client. It stays
+# unset: aeturnis.proxy.ForwardedProto sets the request's scheme from that header only when the
+# peer is in TRUSTED_PROXIES, so request.is_secure() and the CSRF origin check are right.
+
+# Clients reach the server over https/wss (directly or through the proxy): secure cookies,
+# HSTS, and plain-http requests redirected (the probes and /metrics excepted).
+AETURNIS_HTTPS = env_bool("AETURNIS_HTTPS", False)
+SECURE_SSL_REDIRECT = AETURNIS_HTTPS
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
+SESSION_COOKIE_SECURE = AETURNIS_HTTPS
+CSRF_COOKIE_SECURE = AETURNIS_HTTPS
+# An hour by default: raise it (a year, 31536000) once HTTPS is known to work everywhere.
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 3600 if AETURNIS_HTTPS else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
 
 # --- Redis and the channel layer -----------------------------------------------------------
 
@@ -214,6 +293,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # /api/realtime/<x>/ also answers (aeturnis.urls); the schema lists only the contract's paths.
+    "PREPROCESSING_HOOKS": ["aeturnis.urls.without_slash_aliases"],
 }
 
 # --- Realtime contract settings (PROTOCOL.md §10) -------------------------------------------
@@ -234,7 +315,6 @@ AETURNIS_MOVE_BURST_S = env_float("AETURNIS_MOVE_BURST_S", 0.5)
 if not 0 <= AETURNIS_MOVE_BURST_S <= 60:  # also refuses NaN
     raise ImproperlyConfigured("AETURNIS_MOVE_BURST_S must be between 0 and 60 seconds")
 AETURNIS_PROFANITY_MODE = env_str("AETURNIS_PROFANITY_MODE", "mask")
-AETURNIS_ALLOWED_ORIGINS = env_list("AETURNIS_ALLOWED_ORIGINS", [])
 AETURNIS_METRICS_TOKEN = env_str("AETURNIS_METRICS_TOKEN", "")
 AETURNIS_COMBAT_SEED = os.environ.get("AETURNIS_COMBAT_SEED") or None
 AETURNIS_HISTORY_SIZE = env_int("AETURNIS_HISTORY_SIZE", 200)

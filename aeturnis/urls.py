@@ -1,17 +1,41 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import admin
-from django.urls import path
+from django.urls import URLPattern, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
+from aeturnis.site import RealtimeNotFoundView, landing
 from realtime.ops import api
 from realtime.ops.auth_views import LogoutView
 from realtime.ops.health import healthz, readyz
 from realtime.ops.metrics import metrics_view
 from realtime.transport.engineio_http import engineio_http
 
+REALTIME_API = "api/realtime/"
+
+
+def realtime_api(route: str, view: Any, name: str) -> list[URLPattern]:
+    """``/api/realtime/<route>`` as in the contract (PROTOCOL.md §7), and the same with a
+    trailing slash: both answer the envelope, neither redirects (a redirected POST loses its
+    body)."""
+    return [
+        path(f"{REALTIME_API}{route}", view, name=name),
+        path(f"{REALTIME_API}{route}/", view),
+    ]
+
+
+def without_slash_aliases(endpoints: list[tuple[str, str, str, Any]]) -> list[Any]:
+    """drf-spectacular preprocessing hook: leave the trailing-slash aliases out of the schema."""
+    return [
+        e for e in endpoints if not (e[0].startswith(f"/{REALTIME_API}") and e[0].endswith("/"))
+    ]
+
+
 urlpatterns = [
+    path("", landing, name="landing"),
     path("admin/", admin.site.urls),
     path("api/auth/token/", TokenObtainPairView.as_view(), name="token_obtain_pair"),
     path("api/auth/token/refresh/", TokenRefreshView.as_view(), name="token_refresh"),
@@ -22,16 +46,14 @@ urlpatterns = [
     path("readyz", readyz, name="readyz"),
     path("metrics", metrics_view, name="metrics"),
     path("socket.io/", engineio_http, name="engineio-http"),
-    path("api/realtime/stats", api.StatsView.as_view(), name="realtime-stats"),
-    path("api/realtime/announcement", api.AnnouncementView.as_view(), name="realtime-announce"),
-    path("api/realtime/notify", api.NotifyView.as_view(), name="realtime-notify"),
-    path("api/realtime/kick", api.KickView.as_view(), name="realtime-kick"),
-    path("api/realtime/mute", api.MuteView.as_view(), name="realtime-mute"),
-    path("api/realtime/ban", api.BanView.as_view(), name="realtime-ban"),
-    path("api/realtime/unban", api.UnbanView.as_view(), name="realtime-unban"),
-    path(
-        "api/realtime/presence/<int:user_id>",
-        api.PresenceView.as_view(),
-        name="realtime-presence",
-    ),
+    *realtime_api("stats", api.StatsView.as_view(), "realtime-stats"),
+    *realtime_api("announcement", api.AnnouncementView.as_view(), "realtime-announce"),
+    *realtime_api("notify", api.NotifyView.as_view(), "realtime-notify"),
+    *realtime_api("kick", api.KickView.as_view(), "realtime-kick"),
+    *realtime_api("mute", api.MuteView.as_view(), "realtime-mute"),
+    *realtime_api("ban", api.BanView.as_view(), "realtime-ban"),
+    *realtime_api("unban", api.UnbanView.as_view(), "realtime-unban"),
+    *realtime_api("presence/<int:user_id>", api.PresenceView.as_view(), "realtime-presence"),
+    # Last of the API: anything else under /api/realtime/ is the envelope's 404.
+    re_path(r"^api/realtime(/|$)", RealtimeNotFoundView.as_view()),
 ]

@@ -60,7 +60,8 @@ def _networks(entries: Iterable[str]) -> list[ipaddress.IPv4Network | ipaddress.
     return nets
 
 
-def _trusted(ip: str) -> bool:
+def is_trusted_proxy(ip: str) -> bool:
+    """Whether ``ip`` is in ``TRUSTED_PROXIES`` (its forwarded headers are believed)."""
     try:
         addr = ipaddress.ip_address(ip)
     except ValueError:
@@ -72,14 +73,14 @@ def client_ip(scope: Scope) -> str:
     """The peer address, or behind a trusted proxy the nearest untrusted ``X-Forwarded-For`` hop."""
     client = scope.get("client")
     peer = str(client[0]) if client else "unknown"
-    if not settings.TRUSTED_PROXIES or not _trusted(peer):
+    if not settings.TRUSTED_PROXIES or not is_trusted_proxy(peer):
         return peer
     forwarded = header(scope, b"x-forwarded-for")
     if not forwarded:
         return peer
     hops = [hop.strip() for hop in forwarded.split(",") if hop.strip()]
     for hop in reversed(hops):
-        if not _trusted(hop):
+        if not is_trusted_proxy(hop):
             try:
                 return str(ipaddress.ip_address(hop))
             except ValueError:
