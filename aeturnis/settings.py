@@ -106,6 +106,7 @@ INSTALLED_APPS = [
     "chat",
     "combat",
     "realtime",
+    "play",
 ]
 
 MIDDLEWARE = [
