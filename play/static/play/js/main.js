@@ -150,6 +150,7 @@ async function reenter(initial, chosen) {
 }
 
 function afterResume(report) {
+  game.lastResume = report;
   game.indicator.resumed(report);
   const lost = Object.entries(report.rooms ?? {}).filter(([, r]) => !r.recovered).map(([room]) => room);
   const reload = new Set();

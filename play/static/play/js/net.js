@@ -172,6 +172,7 @@ export class GameClient {
 
   async #initial(initial) {
     this.userId = initial.userId;
+    this.socketId = initial.socketId;
     this.serverClockOffsetMs = initial.serverTime - Date.now();
     this.attempt = 0;
     this.lastReason = null;

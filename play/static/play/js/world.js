@@ -210,7 +210,7 @@ export class World {
       if (other.shown) this.#character(other.shown, other.name, other.status === "away" ? "#7d8ca3" : "#5aa9e6");
     }
     const flashing = performance.now() - (this.snapFlash ?? -1e9) < 600;
-    this.#character(this.me.pos, `${this.me.name} (you)`, flashing ? "#e05d5d" : "#f2c14e");
+    this.#character(this.me.pos, `${this.me.name} (you)`, flashing ? "#e05d5d" : "#f2c14e", true);
     ctx.fillStyle = "#e8e8e8";
     ctx.font = "12px system-ui, sans-serif";
     ctx.textAlign = "left";
@@ -237,7 +237,8 @@ export class World {
     ctx.stroke();
   }
 
-  #character(p, label, color) {
+  /** A character as a dot; others' names above it, yours below (so they never overlap). */
+  #character(p, label, color, below = false) {
     const { ctx } = this;
     const [sx, sy] = this.#screen(p);
     ctx.fillStyle = color;
@@ -247,7 +248,7 @@ export class World {
     ctx.fillStyle = "#f4f4f4";
     ctx.font = "12px system-ui, sans-serif";
     ctx.textAlign = "center";
-    ctx.fillText(label, sx, sy - 12);
+    ctx.fillText(label, sx, below ? sy + 22 : sy - 12);
   }
 
   #marker(p) {
