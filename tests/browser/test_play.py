@@ -85,6 +85,19 @@ async def test_two_players_see_each_other_move_and_chat(
     await bob.screenshot("chat")
     assert await alice.page.evaluate("window.aeturnisPlay.world.snaps") == 0
 
+    await alice.page.select_option("#status-form [name=status]", "lfg")
+    await alice.page.fill("#status-form [name=message]", "looking for a duel")
+    await alice.page.click("#status-form button[type=submit]")
+    await expect(bob.page.locator("#zone-panel")).to_contain_text("lfg: looking for a duel")
+
+    # Alice walks on to the meadow: her map follows, and Bob's village no longer holds her.
+    await alice.page.click("#neighbours [data-zone=meadow_path]")
+    await expect(alice.page.locator("#zone-name")).to_have_text("Meadow Path")
+    await expect(alice.page.locator("#zone-panel li")).to_have_count(1)
+    await expect(bob.page.locator("#zone-panel")).not_to_contain_text("Alice")
+    await expect(bob.page.locator("#chat")).to_contain_text("Alice left for Meadow Path")
+    await alice.screenshot("meadow")
+
 
 async def test_whisper_and_block(server_pool: ServerPool, players: dict[str, Player]) -> None:
     server = server_pool.get("daphne")

@@ -103,7 +103,9 @@ function play(chosen) {
   client.on("system:shutdown", () => toast("The server is restarting: reconnecting…", "warn"));
   client.on("session:kicked", ({ reason }) => toast(`Disconnected by the server: ${reason}`, "error", 30_000));
   client.on("logged-out", () => location.reload());
-  client.on("ready", (initial) => enterGame(initial, chosen));
+  client.on("ready", (initial) =>
+    enterGame(initial, chosen).catch((err) => toast(`Could not enter the game: ${err.message}`, "error", 30_000)),
+  );
   client.restore = (initial) => reenter(initial, chosen);
   client.on("resumed", (report) => afterResume(report));
   auth.keepFresh(
@@ -162,7 +164,7 @@ function afterResume(report) {
     if (room.startsWith("combat:")) game.combat.reload(room.slice("combat:".length));
   }
   if (report.error) ["zone", "global", "guild", "whisper"].forEach((c) => reload.add(c));
-  if (reload.size) game.chat.reload([...reload]);
+  if (reload.size) game.chat.reload([...reload]).catch(() => {});
   game.zonePanel.refresh();
   game.guildPanel.refresh();
   game.chat.note(report.recovered ? "Reconnected: missed events recovered" : "Reconnected: history reloaded");
@@ -199,8 +201,13 @@ async function changeZone(key) {
 
 /** Place the characters of a `presence:zone` listing, where the database last saw them. */
 async function placeStored(listing) {
-  const { characters } = await auth.getJson(`/play/api/zones/${listing.zone}/positions/`);
-  const stored = new Map(characters.map((c) => [c.characterId, c.position]));
+  let stored = new Map();
+  try {
+    const { characters } = await auth.getJson(`/play/api/zones/${listing.zone}/positions/`);
+    stored = new Map(characters.map((c) => [c.characterId, c.position]));
+  } catch {
+    // Without stored positions, idle characters appear when they next move.
+  }
   game.world.populate(listing.characters, stored);
 }
 
@@ -214,9 +221,15 @@ function wireWorldEvents(client, world) {
     const spawn = game.account.zones[c.zone]?.spawn;
     world.place(c.characterId, { name: c.name, userId: c.userId, pos: spawn && { ...spawn }, status: "online" });
   });
-  client.on("zone:character_left", (c) => world.remove(c.characterId));
-  client.on("character:offline", (c) => world.remove(c.characterId));
-  client.on("character:status_changed", (s) => world.place(s.characterId, { playerStatus: s.status }));
+  client.on("zone:character_left", (c) => {
+    world.remove(c.characterId);
+    game.chat.note(`${c.name} left for ${game.account.zones[c.toZone]?.name ?? c.toZone}`);
+  });
+  client.on("character:offline", (c) => {
+    game.chat.note(`${world.others.get(c.characterId)?.name ?? "Someone"} went offline`);
+    world.remove(c.characterId);
+  });
+  client.on("character:online", (c) => game.chat.note(`${c.name} is online`));
 }
 
 function playerMenu(player, event) {

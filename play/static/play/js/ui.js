@@ -68,10 +68,15 @@ export class ZonePanel {
     this.names = names;
     this.onPlayerClick = onPlayerClick;
     this.onListed = onListed;
+    this.moods = new Map(); // characterId -> {status, message} from character:status_changed
     const soon = () => this.refreshSoon();
-    for (const event of ["character:online", "character:offline", "zone:character_entered", "zone:character_left", "character:status_changed"]) {
+    for (const event of ["character:online", "character:offline", "zone:character_entered", "zone:character_left"]) {
       client.on(event, soon);
     }
+    client.on("character:status_changed", ({ characterId, status, message }) => {
+      this.moods.set(characterId, { status, message });
+      this.refreshSoon();
+    });
   }
 
   refreshSoon() {
@@ -79,19 +84,27 @@ export class ZonePanel {
     this.timer = setTimeout(() => this.refresh(), 300);
   }
 
+  /** List the zone again; a failure (e.g. while reconnecting) leaves the last listing up. */
   async refresh() {
     if (!this.client.connected) return;
-    const listing = await this.client.request("presence:zone", {});
+    let listing;
+    try {
+      listing = await this.client.request("presence:zone", {});
+    } catch {
+      return;
+    }
     for (const c of listing.characters) this.names.set(c.userId, c.name);
     this.root.querySelector("[data-count]").textContent = String(listing.count);
-    const rows = listing.characters.map((c) =>
-      el(
+    const rows = listing.characters.map((c) => {
+      const mood = this.moods.get(c.characterId);
+      const label = mood ? `${mood.status}${mood.message ? `: ${mood.message}` : ""} · ` : "";
+      return el(
         "li",
         { "data-character": c.characterId, "data-status": c.status },
         el("button", { type: "button", class: "name", onclick: (e) => this.onPlayerClick(c, e) }, c.name),
-        el("span", { class: `status ${c.status}` }, c.status),
-      ),
-    );
+        el("span", { class: `status ${c.status}` }, `${label}${c.status}`),
+      );
+    });
     this.root.querySelector("ul").replaceChildren(...rows);
     this.onListed(listing);
   }
@@ -124,8 +137,12 @@ export class GuildPanel {
   async refresh() {
     if (!this.members.length || !this.client.connected) return;
     const userIds = [...new Set(this.members.map((m) => m.userId))];
-    const { users } = await this.client.request("presence:get", { userIds });
-    for (const [id, state] of Object.entries(users)) this.status.set(id, state.status);
+    try {
+      const { users } = await this.client.request("presence:get", { userIds });
+      for (const [id, state] of Object.entries(users)) this.status.set(id, state.status);
+    } catch {
+      return; // keep what we showed; presence:changed and the next refresh catch up
+    }
     this.#render();
   }
 
