@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -21,6 +23,11 @@ class AccountView(APIView):
 
     permission_classes = [IsAuthenticated]
 
+    @extend_schema(
+        tags=["play"],
+        summary="The caller's characters, their guilds' members, and the zones",
+        responses=OpenApiTypes.OBJECT,
+    )
     def get(self, request: Request) -> Response:
         user = request.user
         assert user.pk is not None  # IsAuthenticated
@@ -38,5 +45,10 @@ class ZonePositionsView(APIView):
 
     permission_classes = [IsAuthenticated]
 
+    @extend_schema(
+        tags=["play"],
+        summary="Stored positions of the characters in a zone",
+        responses=OpenApiTypes.OBJECT,
+    )
     def get(self, request: Request, zone: str) -> Response:
         return Response({"zone": zone, "characters": play_zone_positions(zone)})
