@@ -21,6 +21,7 @@ from tests.e2e.conftest import (
     obtain_tokens,
     recv_event,
     requires_redis_and_postgres,
+    run_manage,
 )
 
 pytestmark = [
@@ -99,11 +100,16 @@ async def test_two_players_see_each_other_move_and_chat(
     await alice.screenshot("meadow")
 
 
-async def test_whisper_and_block(server_pool: ServerPool, players: dict[str, Player]) -> None:
+async def test_emote_whisper_and_block(server_pool: ServerPool, players: dict[str, Player]) -> None:
     server = server_pool.get("daphne")
     alice, bob = players["alice"], players["bob"]
     await alice.play(server, "native")
     await bob.play(server, "native")
+
+    await alice.page.select_option("#chat .chat-emote [name=emote]", "wave")
+    await alice.page.fill("#chat .chat-emote [name=target]", "Bob")
+    await alice.page.click("#chat .chat-emote button[type=submit]")
+    await bob.expect_chat("zone", "* Alice waves at Bob")
 
     await alice.page.click("#chat [data-tab=whisper]")
     await alice.page.fill("#chat [name=to]", "Bob")
@@ -120,6 +126,58 @@ async def test_whisper_and_block(server_pool: ServerPool, players: dict[str, Pla
     await alice.page.press("#chat [name=message]", "Enter")
     await alice.expect_chat("whisper", "USER_BLOCKED")
     await expect(bob.page.locator("#chat [data-list=whisper]")).not_to_contain_text("are you there")
+
+
+async def test_chat_history_scrolls_back_and_announcements_reach_the_page(
+    server_pool: ServerPool, players: dict[str, Player]
+) -> None:
+    await store_global_history(45)
+    server = server_pool.get("daphne")
+    alice = players["alice"]
+    await alice.play(server, "native")
+    history = alice.page.locator("#chat [data-list=global]")
+
+    await alice.page.click("#chat [data-tab=global]")
+    await expect(history).to_contain_text("old message 44")
+    await expect(history.locator("li")).to_have_count(30)  # one page
+    await alice.page.click("#chat [data-older]")
+    await expect(history.locator("li")).to_have_count(45)
+    lines = await history.locator(".text").all_inner_texts()
+    assert lines == [f"old message {n:02d}" for n in range(45)], lines
+    await expect(alice.page.locator("#chat [data-older]")).to_be_hidden()
+
+    done = await run_manage("announce", "Server restart in 5 minutes", "--priority", "high")
+    assert done.returncode == 0, done.stderr
+    await expect(alice.page.locator("#announcement")).to_contain_text("Server restart in 5 minutes")
+    await alice.expect_chat("global", "📢 Server restart in 5 minutes")
+    await alice.screenshot("history-and-announcement")
+
+
+async def store_global_history(count: int) -> None:
+    """``count`` global messages from Bob, a second apart, the newest a minute ago."""
+    import time
+
+    from channels.db import database_sync_to_async
+
+    from characters.models import Character
+    from chat.models import ChatMessage
+
+    def store() -> None:
+        bob = Character.objects.get(name="Bob")
+        start = int(time.time() * 1000) - 60_000 - count * 1000
+        ChatMessage.objects.bulk_create(
+            ChatMessage(
+                channel="global",
+                sender_id=bob.owner_id,
+                sender_character=bob,
+                sender_name="Bob",
+                text=f"old message {n:02d}",
+                sent_ms=start + n * 1000,
+            )
+            for n in range(count)
+        )
+
+    await database_sync_to_async(store)()
 
 
 async def test_goblin_fight_to_the_end(server_pool: ServerPool, players: dict[str, Player]) -> None:
