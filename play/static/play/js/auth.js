@@ -95,14 +95,17 @@ export class Auth {
     const expiresAt = tokenExpiresAt(this.access);
     const lifetime = Math.max(0, expiresAt - Date.now());
     const margin = Math.min(60_000, lifetime / 5);
-    this.timer = setTimeout(async () => {
-      try {
-        onRefreshed(await this.refresh());
-        this.keepFresh(onRefreshed, onFailed);
-      } catch (err) {
-        onFailed(err);
-      }
-    }, Math.max(0, lifetime - margin));
+    this.timer = setTimeout(
+      async () => {
+        try {
+          onRefreshed(await this.refresh());
+          this.keepFresh(onRefreshed, onFailed);
+        } catch (err) {
+          onFailed(err);
+        }
+      },
+      Math.max(0, lifetime - margin),
+    );
   }
 
   async logout() {

@@ -21,7 +21,8 @@ export class Chat {
     this.typing = { zone: new Map(), global: new Map(), guild: new Map() };
     this.blocked = new Set();
     this.hasGuild = false;
-    for (const channel of CHANNELS) this.lists[channel] = root.querySelector(`[data-list="${channel}"]`);
+    for (const channel of CHANNELS)
+      this.lists[channel] = root.querySelector(`[data-list="${channel}"]`);
     this.#wire();
   }
 
@@ -42,15 +43,21 @@ export class Chat {
     root.querySelector("form.chat-emote").addEventListener("submit", (e) => {
       e.preventDefault();
       const target = e.target.querySelector("[name=target]").value.trim() || undefined;
-      this.client.request("chat:emote", { emote: e.target.emote.value, target }).catch((err) => this.#error(err));
+      this.client
+        .request("chat:emote", { emote: e.target.emote.value, target })
+        .catch((err) => this.#error(err));
     });
     setInterval(() => this.#renderTyping(), 1000);
     const c = this.client;
     c.on("chat:message", (m) => this.#append(m.channel, m));
-    c.on("chat:whisper_received", (m) => this.#append("whisper", { ...m, userId: m.fromUserId, characterName: m.fromName }));
+    c.on("chat:whisper_received", (m) =>
+      this.#append("whisper", { ...m, userId: m.fromUserId, characterName: m.fromName }),
+    );
     c.on("chat:emote", (e) => this.#emote(e));
     c.on("chat:typing_status", (t) => this.#typingStatus(t));
-    c.on("chat:message_deleted", ({ id }) => this.root.querySelector(`[data-id="${CSS.escape(id)}"]`)?.remove());
+    c.on("chat:message_deleted", ({ id }) =>
+      this.root.querySelector(`[data-id="${CSS.escape(id)}"]`)?.remove(),
+    );
     c.on("system:announcement", (a) => this.#system(`📢 ${a.message}`, a.priority));
   }
 
@@ -119,10 +126,27 @@ export class Chat {
       if (this.active === "whisper") {
         const to = this.root.querySelector("[name=to]").value.trim();
         const sent = await this.client.request("chat:whisper", { targetName: to, message: text });
-        this.#append("whisper", { id: sent.id, userId: this.client.userId, characterName: `you → ${to}`, message: sent.message, serverTimestamp: sent.serverTimestamp, own: true });
+        this.#append("whisper", {
+          id: sent.id,
+          userId: this.client.userId,
+          characterName: `you → ${to}`,
+          message: sent.message,
+          serverTimestamp: sent.serverTimestamp,
+          own: true,
+        });
       } else {
-        const sent = await this.client.request("chat:message", { channel: this.active, message: text });
-        this.#append(this.active, { id: sent.id, userId: this.client.userId, characterName: this.myName, message: text, serverTimestamp: sent.serverTimestamp, own: true });
+        const sent = await this.client.request("chat:message", {
+          channel: this.active,
+          message: text,
+        });
+        this.#append(this.active, {
+          id: sent.id,
+          userId: this.client.userId,
+          characterName: this.myName,
+          message: text,
+          serverTimestamp: sent.serverTimestamp,
+          own: true,
+        });
       }
       return true;
     } catch (err) {
@@ -134,7 +158,11 @@ export class Chat {
   #typed() {
     if (this.active === "whisper") return;
     const now = Date.now();
-    if (!this.typingSince || now - this.typingSince > TYPING_REFRESH_MS || this.typingChannel !== this.active) {
+    if (
+      !this.typingSince ||
+      now - this.typingSince > TYPING_REFRESH_MS ||
+      this.typingChannel !== this.active
+    ) {
       this.typingSince = now;
       this.typingChannel = this.active;
       this.client.send("chat:typing", { channel: this.active, typing: true });
@@ -174,10 +202,17 @@ export class Chat {
     const list = this.root.querySelector("[data-blocked]");
     list.replaceChildren(
       ...[...this.blocked].map((id) =>
-        el("li", {}, playerName(this.names, id), " ", el("button", { type: "button", onclick: () => this.unblock(id) }, "unblock")),
+        el(
+          "li",
+          {},
+          playerName(this.names, id),
+          " ",
+          el("button", { type: "button", onclick: () => this.unblock(id) }, "unblock"),
+        ),
       ),
     );
-    for (const line of this.root.querySelectorAll("[data-user]")) line.hidden = this.blocked.has(line.dataset.user);
+    for (const line of this.root.querySelectorAll("[data-user]"))
+      line.hidden = this.blocked.has(line.dataset.user);
   }
 
   // --- showing -------------------------------------------------------------------------------
@@ -191,22 +226,50 @@ export class Chat {
     const atBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 30;
     list.append(this.#line(channel, m));
     if (atBottom || m.own) list.scrollTop = list.scrollHeight;
-    if (channel !== this.active) this.root.querySelector(`[data-tab="${channel}"]`).classList.add("unread");
+    if (channel !== this.active)
+      this.root.querySelector(`[data-tab="${channel}"]`).classList.add("unread");
   }
 
   #line(channel, m) {
-    const time = new Date(m.serverTimestamp).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+    const time = new Date(m.serverTimestamp).toLocaleTimeString([], {
+      hour: "2-digit",
+      minute: "2-digit",
+    });
     let who = m.characterName;
-    if (channel === "whisper" && m.toUserId && m.userId === this.client.userId) who = `you → ${playerName(this.names, m.toUserId)}`;
-    const name = el("button", { type: "button", class: "name", onclick: (e) => this.onPlayerClick({ userId: m.userId, characterId: m.characterId, name: m.characterName }, e) }, who);
-    const line = el("li", { "data-id": m.id ?? "", "data-user": m.userId ?? "" }, el("time", {}, time), name, ": ", el("span", { class: "text" }, m.message));
+    if (channel === "whisper" && m.toUserId && m.userId === this.client.userId)
+      who = `you → ${playerName(this.names, m.toUserId)}`;
+    const name = el(
+      "button",
+      {
+        type: "button",
+        class: "name",
+        onclick: (e) =>
+          this.onPlayerClick(
+            { userId: m.userId, characterId: m.characterId, name: m.characterName },
+            e,
+          ),
+      },
+      who,
+    );
+    const line = el(
+      "li",
+      { "data-id": m.id ?? "", "data-user": m.userId ?? "" },
+      el("time", {}, time),
+      name,
+      ": ",
+      el("span", { class: "text" }, m.message),
+    );
     line.hidden = this.blocked.has(m.userId);
     return line;
   }
 
   #emote(e) {
     const target = e.target ? ` at ${e.target}` : "";
-    const line = el("li", { class: "emote", "data-user": e.userId }, `* ${e.characterName} ${e.emote}s${target}`);
+    const line = el(
+      "li",
+      { class: "emote", "data-user": e.userId },
+      `* ${e.characterName} ${e.emote}s${target}`,
+    );
     this.lists.zone.append(line);
     this.lists.zone.scrollTop = this.lists.zone.scrollHeight;
   }
@@ -241,7 +304,11 @@ export class Chat {
   #renderTyping() {
     const map = this.typing[this.active];
     const now = Date.now();
-    const who = map ? [...map].filter(([, until]) => until > now).map(([id]) => playerName(this.names, id)) : [];
-    this.root.querySelector("[data-typing]").textContent = who.length ? `${who.join(", ")} ${who.length > 1 ? "are" : "is"} typing…` : "";
+    const who = map
+      ? [...map].filter(([, until]) => until > now).map(([id]) => playerName(this.names, id))
+      : [];
+    this.root.querySelector("[data-typing]").textContent = who.length
+      ? `${who.join(", ")} ${who.length > 1 ? "are" : "is"} typing…`
+      : "";
   }
 }

@@ -3,8 +3,15 @@
 
 import { el, toast } from "./ui.js";
 
-const SKILLS = [["power_strike", "Power strike"], ["fireball", "Fireball"], ["heal", "Heal"]];
-const ITEMS = [["health_potion", "Health potion"], ["mana_potion", "Mana potion"]];
+const SKILLS = [
+  ["power_strike", "Power strike"],
+  ["fireball", "Fireball"],
+  ["heal", "Heal"],
+];
+const ITEMS = [
+  ["health_potion", "Health potion"],
+  ["mana_potion", "Mana potion"],
+];
 
 export class Combat {
   constructor(root, client, { myCharacterId, onEnded = () => {} }) {
@@ -32,7 +39,9 @@ export class Combat {
     c.on("combat:state", (state) => this.#update(state));
     c.on("combat:action_result", (r) => this.#result(r));
     c.on("combat:turn", (t) => this.#turn(t));
-    c.on("combat:player_fled", ({ characterId }) => this.#log(`${this.#nameOfCharacter(characterId)} fled`));
+    c.on("combat:player_fled", ({ characterId }) =>
+      this.#log(`${this.#nameOfCharacter(characterId)} fled`),
+    );
     c.on("combat:end", (end) => this.#end(end));
     c.on("combat:challenge_received", (ch) => this.#challenged(ch));
     c.on("combat:challenge_declined", () => toast("Your challenge was declined"));
@@ -63,7 +72,8 @@ export class Combat {
     const request = { sessionId: this.state.sessionId, actionType };
     if (actionType === "skill") request.skillId = this.root.querySelector("[name=skill]").value;
     if (actionType === "item") request.itemId = this.root.querySelector("[name=item]").value;
-    const offensive = actionType === "attack" || (actionType === "skill" && request.skillId !== "heal");
+    const offensive =
+      actionType === "attack" || (actionType === "skill" && request.skillId !== "heal");
     if (offensive) request.targetId = this.#target()?.id;
     await this.#ask("combat:action", request);
   }
@@ -71,7 +81,9 @@ export class Combat {
   async flee() {
     if (!this.active) return;
     const result = await this.#ask("combat:flee", { sessionId: this.state.sessionId });
-    if (result) this.#log(`Flee ${result.success ? "succeeded" : "failed"} (chance ${Math.round(result.chance * 100)} %)`);
+    if (!result) return;
+    const chance = Math.round(result.chance * 100);
+    this.#log(`Flee ${result.success ? "succeeded" : "failed"} (chance ${chance} %)`);
   }
 
   /** After a reconnect whose resume lost the fight's events: fetch the state again. */
@@ -91,7 +103,9 @@ export class Combat {
   }
 
   #target() {
-    const enemies = this.state.participants.filter((p) => p.side !== this.me?.side && p.status === "alive");
+    const enemies = this.state.participants.filter(
+      (p) => p.side !== this.me?.side && p.status === "alive",
+    );
     return enemies.find((p) => p.id === this.targetId) ?? enemies[0];
   }
 
@@ -178,23 +192,35 @@ export class Combat {
     const s = this.state;
     const me = this.me;
     const rows = s.participants.map((p) => {
+      const classes = ["fighter", p.side, p.status];
+      if (p.id === s.currentTurn) classes.push("current");
+      if (p.id === this.targetId) classes.push("targeted");
       const row = el(
         "li",
-        { class: `fighter ${p.side} ${p.status}${p.id === s.currentTurn ? " current" : ""}${p.id === this.targetId ? " targeted" : ""}`, "data-participant": p.id },
+        { class: classes.join(" "), "data-participant": p.id },
         el("span", { class: "who" }, `${p.name}${p === me ? " (you)" : ""}`),
         bar("HP", p.hp, p.maxHp, "hp"),
         bar("MP", p.mp, p.maxMp, "mp"),
       );
-      if (p.side !== me?.side) row.addEventListener("click", () => { this.targetId = p.id; this.#render(); });
+      if (p.side !== me?.side) {
+        row.addEventListener("click", () => {
+          this.targetId = p.id;
+          this.#render();
+        });
+      }
       return row;
     });
     this.root.querySelector("[data-fighters]").replaceChildren(...rows);
     const mine = Boolean(me && s.currentTurn === me.id && s.status === "active");
     this.root.dataset.myTurn = String(mine);
-    this.root.querySelector("[data-turn]").textContent = s.status !== "active"
-      ? "Finished"
-      : mine ? `Round ${s.round}: your turn` : `Round ${s.round}: ${this.#name(s.currentTurn)}'s turn`;
-    for (const button of this.root.querySelectorAll("button[data-action], button[data-flee]")) button.disabled = !mine;
+    this.root.querySelector("[data-turn]").textContent =
+      s.status !== "active"
+        ? "Finished"
+        : mine
+          ? `Round ${s.round}: your turn`
+          : `Round ${s.round}: ${this.#name(s.currentTurn)}'s turn`;
+    for (const button of this.root.querySelectorAll("button[data-action], button[data-flee]"))
+      button.disabled = !mine;
   }
 
   #timer() {

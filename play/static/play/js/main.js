@@ -24,7 +24,8 @@ const names = new Map(); // userId -> character name, for typing lines, blocks a
 const game = { account: null, character: null, client: null };
 
 function screen(name) {
-  for (const section of document.querySelectorAll("main > section")) section.hidden = section.id !== name;
+  for (const section of document.querySelectorAll("main > section"))
+    section.hidden = section.id !== name;
 }
 
 // --- login and character choice ------------------------------------------------------------
@@ -54,7 +55,10 @@ async function showCharacters() {
     button.dataset.character = c.id;
     button.addEventListener("click", () => play(c));
     const item = document.createElement("li");
-    item.append(button, ` level ${c.level} ${c.class} in ${game.account.zones[c.zone]?.name ?? c.zone}`);
+    item.append(
+      button,
+      ` level ${c.level} ${c.class} in ${game.account.zones[c.zone]?.name ?? c.zone}`,
+    );
     list.append(item);
   }
   if (!game.account.characters.length) list.textContent = "This account has no character.";
@@ -78,7 +82,9 @@ function play(chosen) {
     sioWebsocketOnly: params.get("sio") === "websocket",
   });
   game.client = client;
-  const indicator = new ConnectionIndicator($("#connection"), { onReconnectNow: () => client.reconnectNow() });
+  const indicator = new ConnectionIndicator($("#connection"), {
+    onReconnectNow: () => client.reconnectNow(),
+  });
   client.on("status", (s) => indicator.status(s));
   window.addEventListener("online", () => client.reconnectNow());
 
@@ -101,10 +107,14 @@ function play(chosen) {
   wireWorldEvents(client, world);
   client.on("system:announcement", (a) => banner(a.message, a.priority));
   client.on("system:shutdown", () => toast("The server is restarting: reconnecting…", "warn"));
-  client.on("session:kicked", ({ reason }) => toast(`Disconnected by the server: ${reason}`, "error", 30_000));
+  client.on("session:kicked", ({ reason }) =>
+    toast(`Disconnected by the server: ${reason}`, "error", 30_000),
+  );
   client.on("logged-out", () => location.reload());
   client.on("ready", (initial) =>
-    enterGame(initial, chosen).catch((err) => toast(`Could not enter the game: ${err.message}`, "error", 30_000)),
+    enterGame(initial, chosen).catch((err) =>
+      toast(`Could not enter the game: ${err.message}`, "error", 30_000),
+    ),
   );
   client.restore = (initial) => reenter(initial, chosen);
   client.on("resumed", (report) => afterResume(report));
@@ -130,7 +140,11 @@ async function enterGame(initial, chosen) {
   game.chat.hasGuild = Boolean(own?.guild);
   game.chat.myName = character.name;
   $("#chat [data-tab=guild]").hidden = !own?.guild;
-  await Promise.all([game.chat.reload(), game.chat.loadBlocklist(), game.guildPanel.setGuild(own?.guild)]);
+  await Promise.all([
+    game.chat.reload(),
+    game.chat.loadBlocklist(),
+    game.guildPanel.setGuild(own?.guild),
+  ]);
   game.combat.resume(initial.combat);
   $("#status-form").status.value = character.status ?? "idle";
 }
@@ -138,10 +152,13 @@ async function enterGame(initial, chosen) {
 /** After a reconnect: the character again, then the rooms it is in (for `sync:resume`). */
 async function reenter(initial, chosen) {
   const character = await selectCharacter(initial, chosen);
-  game.character = character;
-  game.world.me.pos = { ...character.position };
-  game.world.me.sent = { ...character.position };
-  game.world.me.target = null;
+  if (character.zone !== game.character.zone) {
+    await enterZone(character, character.zone, character.position); // moved on elsewhere
+  } else {
+    game.character = character;
+    Object.assign(game.world.me, { pos: { ...character.position }, target: null });
+    game.world.me.sent = { ...character.position };
+  }
   const rooms = [`character:${character.id}`, `zone:${character.zone}`];
   if (character.guildId) rooms.push(`guild:${character.guildId}`);
   if (initial.combat) {
@@ -154,7 +171,9 @@ async function reenter(initial, chosen) {
 function afterResume(report) {
   game.lastResume = report;
   game.indicator.resumed(report);
-  const lost = Object.entries(report.rooms ?? {}).filter(([, r]) => !r.recovered).map(([room]) => room);
+  const lost = Object.entries(report.rooms ?? {})
+    .filter(([, r]) => !r.recovered)
+    .map(([room]) => room);
   const reload = new Set();
   for (const room of [...lost, ...(report.unknownRooms ?? [])]) {
     if (room.startsWith("zone:")) reload.add("zone");
@@ -167,7 +186,9 @@ function afterResume(report) {
   if (reload.size) game.chat.reload([...reload]).catch(() => {});
   game.zonePanel.refresh();
   game.guildPanel.refresh();
-  game.chat.note(report.recovered ? "Reconnected: missed events recovered" : "Reconnected: history reloaded");
+  game.chat.note(
+    report.recovered ? "Reconnected: missed events recovered" : "Reconnected: history reloaded",
+  );
 }
 
 async function enterZone(character, zoneKey, position) {
@@ -215,11 +236,21 @@ function wireWorldEvents(client, world) {
   client.on("character:moved", (m) => world.place(m.characterId, { pos: m.position }));
   client.on("character:online", (c) => {
     names.set(c.userId, c.name);
-    world.place(c.characterId, { name: c.name, userId: c.userId, pos: c.position, status: "online" });
+    world.place(c.characterId, {
+      name: c.name,
+      userId: c.userId,
+      pos: c.position,
+      status: "online",
+    });
   });
   client.on("zone:character_entered", (c) => {
     const spawn = game.account.zones[c.zone]?.spawn;
-    world.place(c.characterId, { name: c.name, userId: c.userId, pos: spawn && { ...spawn }, status: "online" });
+    world.place(c.characterId, {
+      name: c.name,
+      userId: c.userId,
+      pos: spawn && { ...spawn },
+      status: "online",
+    });
   });
   client.on("zone:character_left", (c) => {
     world.remove(c.characterId);
@@ -238,8 +269,13 @@ function playerMenu(player, event) {
   if (player.characterId && game.world.others.has(player.characterId)) {
     actions.push(["Challenge to a duel", () => game.combat.challenge(player.characterId)]);
   }
-  if (game.chat.blocked.has(player.userId)) actions.push(["Unblock", () => game.chat.unblock(player.userId)]);
-  else actions.push(["Block", () => game.chat.block(player.userId).then(() => toast(`${player.name} blocked`))]);
+  if (game.chat.blocked.has(player.userId))
+    actions.push(["Unblock", () => game.chat.unblock(player.userId)]);
+  else
+    actions.push([
+      "Block",
+      () => game.chat.block(player.userId).then(() => toast(`${player.name} blocked`)),
+    ]);
   showPlayerMenu(event, player, actions);
 }
 

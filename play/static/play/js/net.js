@@ -91,7 +91,16 @@ export class GameClient {
   connect() {
     this.stopped = false;
     this.#status(this.everConnected ? "reconnecting" : "connecting", { attempt: this.attempt });
-    this.transport.connect().catch((err) => this.#closed({ code: null, reason: String(err) }));
+    this.transport.connect().catch((err) => {
+      if (err.status === 401) this.#loggedOut(null, "REFRESH_FAILED");
+      else this.#closed({ code: null, reason: String(err.message ?? err) });
+    });
+  }
+
+  #loggedOut(code, reason) {
+    this.stopped = true;
+    this.#status("logged-out", { code, reason });
+    this.emit("logged-out");
   }
 
   stop() {
@@ -289,13 +298,14 @@ export class GameClient {
     if (code === 4001 || AUTH_CODES.has(whyCode)) {
       try {
         await this.auth.refresh();
-      } catch {
-        this.stopped = true;
-        this.#status("logged-out", { code, reason: whyCode });
-        this.emit("logged-out");
-        return;
+      } catch (err) {
+        if (err.status === 401) {
+          this.#loggedOut(code, whyCode); // the refresh token is over too: log in again
+          return;
+        }
       }
-      this.#retryIn(backoffDelay(0), { code, reason: whyCode });
+      // Backoff here too: a server that keeps refusing fresh tokens is not hammered.
+      this.#retryIn(backoffDelay(this.attempt++), { code, reason: whyCode });
       return;
     }
     let delay = backoffDelay(this.attempt);
@@ -308,7 +318,11 @@ export class GameClient {
   #retryIn(delayMs, extra) {
     if (this.stopped) return;
     clearTimeout(this.retryTimer);
-    this.#status("reconnecting", { ...extra, attempt: this.attempt, retryAt: Date.now() + delayMs });
+    this.#status("reconnecting", {
+      ...extra,
+      attempt: this.attempt,
+      retryAt: Date.now() + delayMs,
+    });
     this.retryTimer = setTimeout(() => this.connect(), delayMs);
   }
 

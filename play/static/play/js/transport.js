@@ -3,7 +3,8 @@
 //   transport.connect()               open (again); the token comes from getToken()
 //   transport.open                    whether requests can be sent now
 //   transport.send(event, data)       fire and forget
-//   transport.request(event, data)    resolves with the ack's data ({ok: true, ...} or {ok: false, error})
+//   transport.request(event, data)    resolves with the ack's data: {ok: true, ...} or
+//                                     {ok: false, error}
 //   transport.close()                 close for good
 //
 // and these callbacks, given to the constructor:
@@ -69,7 +70,10 @@ export class NativeTransport {
       waiting.resolve(frame.data);
       return;
     }
-    const meta = frame.room === undefined ? {} : { room: frame.room, offset: frame.offset, epoch: frame.epoch };
+    const meta =
+      frame.room === undefined
+        ? {}
+        : { room: frame.room, offset: frame.offset, epoch: frame.epoch };
     this.on.onEvent(frame.event, frame.data, meta);
   }
 

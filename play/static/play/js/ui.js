@@ -6,7 +6,8 @@ export function el(tag, attributes = {}, ...children) {
   const node = document.createElement(tag);
   for (const [name, value] of Object.entries(attributes)) {
     if (name.startsWith("on")) node.addEventListener(name.slice(2), value);
-    else if (value !== undefined && value !== null && value !== false) node.setAttribute(name, value);
+    else if (value !== undefined && value !== null && value !== false)
+      node.setAttribute(name, value);
   }
   node.append(...children.filter((c) => c !== null && c !== undefined));
   return node;
@@ -45,18 +46,24 @@ export class ConnectionIndicator {
 
   #countdown() {
     const wait = this.retryAt ? Math.max(0, Math.ceil((this.retryAt - Date.now()) / 1000)) : 0;
-    this.text.textContent = wait ? `${this.label} · next try in ${wait} s` : this.label ?? "";
+    this.text.textContent = wait ? `${this.label} · next try in ${wait} s` : (this.label ?? "");
     this.root.querySelector("[data-reconnect]").hidden = this.state !== "reconnecting";
   }
 
   /** After a reconnect: whether the missed events came back (`sync:resumed`, or Socket.IO). */
   resumed(report) {
     const rooms = Object.entries(report.rooms ?? {});
-    const detail = rooms.map(([room, r]) => `${room}: ${r.recovered ? "recovered" : "not recovered"}`);
+    const detail = rooms.map(
+      ([room, r]) => `${room}: ${r.recovered ? "recovered" : "not recovered"}`,
+    );
     this.recovery.hidden = false;
     this.recovery.dataset.recovered = String(report.recovered);
-    this.recovery.textContent = report.recovered ? "missed events recovered" : "missed events not recovered: reloaded";
-    this.recovery.title = [`via ${report.via}`, ...detail, report.error ?? ""].filter(Boolean).join("\n");
+    this.recovery.textContent = report.recovered
+      ? "missed events recovered"
+      : "missed events not recovered: reloaded";
+    this.recovery.title = [`via ${report.via}`, ...detail, report.error ?? ""]
+      .filter(Boolean)
+      .join("\n");
   }
 }
 
@@ -70,7 +77,12 @@ export class ZonePanel {
     this.onListed = onListed;
     this.moods = new Map(); // characterId -> {status, message} from character:status_changed
     const soon = () => this.refreshSoon();
-    for (const event of ["character:online", "character:offline", "zone:character_entered", "zone:character_left"]) {
+    for (const event of [
+      "character:online",
+      "character:offline",
+      "zone:character_entered",
+      "zone:character_left",
+    ]) {
       client.on(event, soon);
     }
     client.on("character:status_changed", ({ characterId, status, message }) => {
@@ -101,7 +113,11 @@ export class ZonePanel {
       return el(
         "li",
         { "data-character": c.characterId, "data-status": c.status },
-        el("button", { type: "button", class: "name", onclick: (e) => this.onPlayerClick(c, e) }, c.name),
+        el(
+          "button",
+          { type: "button", class: "name", onclick: (e) => this.onPlayerClick(c, e) },
+          c.name,
+        ),
         el("span", { class: `status ${c.status}` }, `${label}${c.status}`),
       );
     });
@@ -152,7 +168,11 @@ export class GuildPanel {
       return el(
         "li",
         { "data-user": m.userId, "data-status": status },
-        el("button", { type: "button", class: "name", onclick: (e) => this.onPlayerClick(m, e) }, m.name),
+        el(
+          "button",
+          { type: "button", class: "name", onclick: (e) => this.onPlayerClick(m, e) },
+          m.name,
+        ),
         el("span", { class: `status ${status}` }, status),
       );
     });
@@ -168,7 +188,18 @@ export function showPlayerMenu(event, player, actions) {
     { class: "player-menu", role: "menu" },
     el("strong", {}, player.name),
     ...actions.map(([label, run]) =>
-      el("button", { type: "button", role: "menuitem", onclick: () => { menu.remove(); run(); } }, label),
+      el(
+        "button",
+        {
+          type: "button",
+          role: "menuitem",
+          onclick: () => {
+            menu.remove();
+            run();
+          },
+        },
+        label,
+      ),
     ),
   );
   menu.style.left = `${event.pageX}px`;

@@ -12,11 +12,15 @@ const GRID = 10;
 const REMOTE_CATCH_UP = 14; // units per second at which others glide to their new position
 
 const KEYS = {
-  ArrowUp: [0, 1], KeyW: [0, 1],
-  ArrowDown: [0, -1], KeyS: [0, -1],
-  ArrowLeft: [-1, 0], KeyA: [-1, 0],
-  ArrowRight: [1, 0], KeyD: [1, 0],
-}; // prettier-ignore
+  ArrowUp: [0, 1],
+  KeyW: [0, 1],
+  ArrowDown: [0, -1],
+  KeyS: [0, -1],
+  ArrowLeft: [-1, 0],
+  KeyA: [-1, 0],
+  ArrowRight: [1, 0],
+  KeyD: [1, 0],
+};
 
 const round2 = (v) => Math.round(v * 100) / 100;
 
@@ -54,9 +58,13 @@ export class World {
       const stored = storedPositions.get(c.characterId);
       const pos = known?.pos ?? stored ?? null;
       this.others.set(c.characterId, {
-        id: c.characterId, name: c.name, userId: c.userId, status: c.status,
-        pos, shown: known?.shown ?? (pos && { ...pos }),
-      }); // prettier-ignore
+        id: c.characterId,
+        name: c.name,
+        userId: c.userId,
+        status: c.status,
+        pos,
+        shown: known?.shown ?? (pos && { ...pos }),
+      });
     }
     for (const id of [...this.others.keys()]) {
       if (!characters.some((c) => c.characterId === id)) this.others.delete(id);
@@ -110,12 +118,16 @@ export class World {
 
   #clamp(p) {
     const b = this.zone.bounds;
-    return { x: Math.min(b.maxX, Math.max(b.minX, p.x)), y: Math.min(b.maxY, Math.max(b.minY, p.y)) };
+    return {
+      x: Math.min(b.maxX, Math.max(b.minX, p.x)),
+      y: Math.min(b.maxY, Math.max(b.minY, p.y)),
+    };
   }
 
   // --- prediction and reconciliation --------------------------------------------------------
 
   #step(dt) {
+    if (!this.client.connected) return; // nothing to confirm a step against: stand still
     const me = this.me;
     let dx = 0;
     let dy = 0;
@@ -124,9 +136,13 @@ export class World {
     const length = Math.hypot(dx, dy);
     if (length < 0.01) return;
     const stride = Math.min(WALK_SPEED * dt, me.target && !this.keys.size ? length : Infinity);
-    const next = this.#clamp({ x: me.pos.x + (dx / length) * stride, y: me.pos.y + (dy / length) * stride });
+    const next = this.#clamp({
+      x: me.pos.x + (dx / length) * stride,
+      y: me.pos.y + (dy / length) * stride,
+    });
     me.pos = { ...me.pos, ...next, direction: round2((Math.atan2(dy, dx) * 180) / Math.PI) };
-    if (me.target && Math.hypot(me.target.x - me.pos.x, me.target.y - me.pos.y) < 0.05) me.target = null;
+    if (me.target && Math.hypot(me.target.x - me.pos.x, me.target.y - me.pos.y) < 0.05)
+      me.target = null;
   }
 
   #sendIfDue(now) {
@@ -143,7 +159,8 @@ export class World {
       })
       .catch((err) => {
         if (err.details?.position && me === this.me) this.#snap(err.details.position, err.code);
-        else if (err.code === "RATE_LIMITED") this.lastSentAt = now + (err.details.retryAfter ?? 1) * 1000;
+        else if (err.code === "RATE_LIMITED")
+          this.lastSentAt = now + (err.details.retryAfter ?? 1) * 1000;
       })
       .finally(() => {
         this.inFlight = false;
@@ -181,7 +198,11 @@ export class World {
     const gap = Math.hypot(dx, dy);
     const stride = REMOTE_CATCH_UP * dt;
     if (gap <= stride || gap > 60) other.shown = { ...other.pos };
-    else other.shown = { x: other.shown.x + (dx / gap) * stride, y: other.shown.y + (dy / gap) * stride };
+    else
+      other.shown = {
+        x: other.shown.x + (dx / gap) * stride,
+        y: other.shown.y + (dy / gap) * stride,
+      };
   }
 
   #screen(p) {
@@ -207,14 +228,19 @@ export class World {
     ctx.strokeRect(x0, y0, x1 - x0, y1 - y0);
     if (this.me.target) this.#marker(this.me.target);
     for (const other of this.others.values()) {
-      if (other.shown) this.#character(other.shown, other.name, other.status === "away" ? "#7d8ca3" : "#5aa9e6");
+      if (other.shown)
+        this.#character(other.shown, other.name, other.status === "away" ? "#7d8ca3" : "#5aa9e6");
     }
     const flashing = performance.now() - (this.snapFlash ?? -1e9) < 600;
     this.#character(this.me.pos, `${this.me.name} (you)`, flashing ? "#e05d5d" : "#f2c14e", true);
     ctx.fillStyle = "#e8e8e8";
     ctx.font = "12px system-ui, sans-serif";
     ctx.textAlign = "left";
-    ctx.fillText(`${this.zone.name}  x ${this.me.pos.x.toFixed(1)}  y ${this.me.pos.y.toFixed(1)}`, 8, 16);
+    ctx.fillText(
+      `${this.zone.name}  x ${this.me.pos.x.toFixed(1)}  y ${this.me.pos.y.toFixed(1)}`,
+      8,
+      16,
+    );
   }
 
   #grid() {
