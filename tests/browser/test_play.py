@@ -217,8 +217,8 @@ async def test_goblin_fight_to_the_end(server_pool: ServerPool, players: dict[st
     await expect(combat.locator("[data-log]")).to_contain_text("Alice: attack Goblin")
 
 
-async def carol_says(server: Any, text: str) -> None:
-    """Carol, on a plain native client through ``server``, says ``text`` in the village."""
+async def carol_says(server: Any, *texts: str) -> None:
+    """Carol, on a plain native client through ``server``, says ``texts`` in the village."""
     from channels.db import database_sync_to_async
 
     from characters.models import Character
@@ -228,19 +228,26 @@ async def carol_says(server: Any, text: str) -> None:
     async with connect_authenticated(server, token) as (ws, _):
         await send(ws, "character:select", {"characterId": str(carol)})
         await recv_event(ws, "character:selected", 10)
-        await send(ws, "chat:message", {"channel": "zone", "message": text})
-        await recv_event(ws, "chat:message_sent", 10)
+        for text in texts:
+            await send(ws, "chat:message", {"channel": "zone", "message": text})
+            await recv_event(ws, "chat:message_sent", 10)
 
 
 async def send(ws: Any, event: str, data: Any) -> None:
     await ws.send(json.dumps({"event": event, "data": data}))
 
 
-@pytest.mark.parametrize("transport", transport_params("native", "socketio-websocket", "socketio"))
-async def test_server_restart_during_play_recovers_missed_chat(
-    server_factory: Any, port_server_factory: Any, players: dict[str, Player], transport: str
+async def restart_while_carol_talks(
+    servers: Any,
+    port_server_factory: Any,
+    players: dict[str, Player],
+    transport: str,
+    said: list[str],
+    extra_env: dict[str, str] | None = None,
 ) -> None:
-    first, other = server_factory("daphne", "daphne")
+    """Alice and Bob play on one process; it restarts, and while the pages are away Carol says
+    ``said`` through another process. Returns once both pages are online again."""
+    first, other = servers("daphne", "daphne", extra_env=extra_env)
     alice, bob = players["alice"], players["bob"]
     await alice.play(first, transport)
     await bob.play(first, transport)
@@ -257,21 +264,58 @@ async def test_server_restart_during_play_recovers_missed_chat(
         )
     assert await asyncio.to_thread(first.wait_exit, STOP_GRACE_S) is not None
     await alice.screenshot("reconnecting")
-    # While the pages are away, Carol speaks in the village through the other process.
-    await carol_says(other, "you missed this while away")
-    await port_server_factory("daphne", first.port)
-
+    await carol_says(other, *said)
+    await port_server_factory("daphne", first.port, extra_env=extra_env)
     for player in (alice, bob):
         await player.expect_online()
+
+
+@pytest.mark.parametrize("transport", transport_params("native", "socketio-websocket", "socketio"))
+async def test_server_restart_during_play_recovers_missed_chat(
+    server_factory: Any, port_server_factory: Any, players: dict[str, Player], transport: str
+) -> None:
+    missed = "you missed this while away"
+    await restart_while_carol_talks(
+        server_factory, port_server_factory, players, transport, [missed]
+    )
+
+    for player in players.values():
         recovery = player.page.locator("#connection [data-recovery]")
         await expect(recovery).to_have_attribute("data-recovered", "true")
-        await player.expect_chat("zone", "you missed this while away")
+        await player.expect_chat("zone", missed)
         report = await player.page.evaluate("window.aeturnisPlay.lastResume")
         assert report["via"] == "sync:resume", report
         assert report["rooms"]["zone:starting_village"]["recovered"] is True, report
-    await alice.screenshot("recovered")
-    lines = await bob.page.locator("#chat [data-list=zone] li").all_inner_texts()
-    assert sum("you missed this while away" in line for line in lines) == 1, lines
+        lines = await player.page.locator("#chat [data-list=zone] li").all_inner_texts()
+        assert sum(missed in line for line in lines) == 1, lines
+    await players["alice"].screenshot("recovered")
+
+
+async def test_a_gap_older_than_the_resume_history_reloads_the_chat(
+    server_factory: Any, port_server_factory: Any, players: dict[str, Player]
+) -> None:
+    # Each room keeps only its last event for resuming: three messages are a gap it cannot fill.
+    said = ["first of three", "second of three", "third of three"]
+    await restart_while_carol_talks(
+        server_factory,
+        port_server_factory,
+        players,
+        "native",
+        said,
+        extra_env={"AETURNIS_HISTORY_SIZE": "1"},
+    )
+
+    for player in players.values():
+        recovery = player.page.locator("#connection [data-recovery]")
+        await expect(recovery).to_have_attribute("data-recovered", "false")
+        report = await player.page.evaluate("window.aeturnisPlay.lastResume")
+        assert report["rooms"]["zone:starting_village"]["recovered"] is False, report
+        # Not replayed, so the page reloaded the zone's history: every message is there once.
+        for text in [*said, "before the restart", "me too"]:
+            await player.expect_chat("zone", text)
+        lines = await player.page.locator("#chat [data-list=zone] .text").all_inner_texts()
+        assert [line for line in lines if line in said] == said, lines
+    await players["bob"].screenshot("not-recovered")
 
 
 TOKENS = "JSON.parse(sessionStorage.getItem('aeturnis.play.tokens'))"

@@ -11,8 +11,8 @@ What a test gets:
   server lazily and keep it for the module; for tests that do not stop or break it.
 - ``server_factory`` (function scope): ``start_servers(...)`` for processes the test owns
   (signals, restarts); they are torn down after the test.
-- ``port_server_factory`` (function scope): ``await start(kind, port)`` starts a process on a
-  given port, e.g. where a stopped one was, to restart a server in place.
+- ``port_server_factory`` (function scope): ``await start(kind, port, extra_env=...)`` starts a
+  process on a given port, e.g. where a stopped one was, to restart a server in place.
 - async helpers: ``create_user``, ``obtain_tokens``, ``logout``, ``ws_connect``, ``recv_json``,
   ``recv_event``, ``expect_close``, ``connect_authenticated``, ``run_manage``.
 
@@ -379,7 +379,9 @@ def server_factory(
 # --- servers on a chosen port ------------------------------------------------------------------
 
 
-def start_server_on_port(kind: str, port: int, log_dir: Path) -> ServerProcess:
+def start_server_on_port(
+    kind: str, port: int, log_dir: Path, *, extra_env: dict[str, str] | None = None
+) -> ServerProcess:
     """Like ``start_servers``, but on ``port`` (e.g. where a stopped one was: a restart)."""
     name = f"{kind}-{port}-{uuid.uuid4().hex[:4]}"
     log_path = log_dir / f"{name}.log"
@@ -387,7 +389,7 @@ def start_server_on_port(kind: str, port: int, log_dir: Path) -> ServerProcess:
         proc = subprocess.Popen(
             server_command(kind, port),
             cwd=REPO_ROOT,
-            env=subprocess_env(),
+            env=subprocess_env(extra_env),
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -419,8 +421,12 @@ def port_server_factory(django_db_setup: Any, tmp_path: Path) -> Iterator[Any]:
     """``start(kind, port)`` for processes on a given port; stopped after the test."""
     owned: list[ServerProcess] = []
 
-    async def start(kind: str, port: int) -> ServerProcess:
-        server = await asyncio.to_thread(start_server_on_port, kind, port, tmp_path)
+    async def start(
+        kind: str, port: int, *, extra_env: dict[str, str] | None = None
+    ) -> ServerProcess:
+        server = await asyncio.to_thread(
+            start_server_on_port, kind, port, tmp_path, extra_env=extra_env
+        )
         owned.append(server)
         return server
 
