@@ -146,6 +146,7 @@ INSTALLED_APPS = [
     "chat",
     "combat",
     "realtime",
+    "play",
 ]
 
 MIDDLEWARE = [

@@ -11,6 +11,8 @@ What a test gets:
   server lazily and keep it for the module; for tests that do not stop or break it.
 - ``server_factory`` (function scope): ``start_servers(...)`` for processes the test owns
   (signals, restarts); they are torn down after the test.
+- ``port_server_factory`` (function scope): ``await start(kind, port, extra_env=...)`` starts a
+  process on a given port, e.g. where a stopped one was, to restart a server in place.
 - async helpers: ``create_user``, ``obtain_tokens``, ``logout``, ``ws_connect``, ``recv_json``,
   ``recv_event``, ``expect_close``, ``connect_authenticated``, ``run_manage``.
 
@@ -374,6 +376,67 @@ def server_factory(
         yield start
     finally:
         _stop_all(owned)
+
+
+# --- servers on a chosen port ------------------------------------------------------------------
+
+
+def start_server_on_port(
+    kind: str, port: int, log_dir: Path, *, extra_env: dict[str, str] | None = None
+) -> ServerProcess:
+    """Like ``start_servers``, but on ``port`` (e.g. where a stopped one was: a restart)."""
+    name = f"{kind}-{port}-{uuid.uuid4().hex[:4]}"
+    log_path = log_dir / f"{name}.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            server_command(kind, port),
+            cwd=REPO_ROOT,
+            env=subprocess_env(extra_env),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    server = ServerProcess(kind=kind, name=name, port=port, proc=proc, log_path=log_path)
+    ALL_SERVERS.append(server)
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while True:
+        if not server.running():
+            pytest.fail(
+                f"{name} exited with {proc.returncode} during start-up:\n{server.log_text()}",
+                pytrace=False,
+            )
+        with contextlib.suppress(OSError):
+            if http_request("GET", f"{server.http_url}/healthz", timeout=2.0)[0] == 200:
+                return server
+        if time.monotonic() > deadline:
+            server.stop()
+            pytest.fail(
+                f"{name} not healthy after {START_TIMEOUT_S:.0f} s:\n{server.log_text()}",
+                pytrace=False,
+            )
+        time.sleep(0.1)
+
+
+@pytest.fixture
+def port_server_factory(django_db_setup: Any, tmp_path: Path) -> Iterator[Any]:
+    """``start(kind, port)`` for processes on a given port; stopped after the test."""
+    owned: list[ServerProcess] = []
+
+    async def start(
+        kind: str, port: int, *, extra_env: dict[str, str] | None = None
+    ) -> ServerProcess:
+        server = await asyncio.to_thread(
+            start_server_on_port, kind, port, tmp_path, extra_env=extra_env
+        )
+        owned.append(server)
+        return server
+
+    try:
+        yield start
+    finally:
+        for server in owned:
+            server.stop()
 
 
 # --- attach server logs to failing tests ------------------------------------------------------

@@ -23,7 +23,7 @@ import signal
 import subprocess
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,20 +31,14 @@ import pytest
 from websockets.asyncio.client import ClientConnection
 
 from tests.e2e.conftest import (
-    ALL_SERVERS,
-    REPO_ROOT,
-    START_TIMEOUT_S,
     ServerPool,
     ServerProcess,
     connect_authenticated,
     create_user,
-    http_request,
     is_int,
     obtain_tokens,
     recv_event,
     requires_redis_and_postgres,
-    server_command,
-    subprocess_env,
 )
 from tests.e2e.players import VILLAGE, Player, create_player
 
@@ -266,61 +260,6 @@ async def sio_client(
         yield client
     finally:
         await client.close()
-
-
-# --- servers on a chosen port ------------------------------------------------------------------
-
-
-def start_server_on_port(kind: str, port: int, log_dir: Path) -> ServerProcess:
-    """Like the harness's ``start_servers``, but on ``port`` (e.g. where a stopped one was)."""
-    name = f"{kind}-{port}-{uuid.uuid4().hex[:4]}"
-    log_path = log_dir / f"{name}.log"
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            server_command(kind, port),
-            cwd=REPO_ROOT,
-            env=subprocess_env(),
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    server = ServerProcess(kind=kind, name=name, port=port, proc=proc, log_path=log_path)
-    ALL_SERVERS.append(server)
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while True:
-        if not server.running():
-            pytest.fail(
-                f"{name} exited with {proc.returncode} during start-up:\n{server.log_text()}",
-                pytrace=False,
-            )
-        with contextlib.suppress(OSError):
-            if http_request("GET", f"{server.http_url}/healthz", timeout=2.0)[0] == 200:
-                return server
-        if time.monotonic() > deadline:
-            server.stop()
-            pytest.fail(
-                f"{name} not healthy after {START_TIMEOUT_S:.0f} s:\n{server.log_text()}",
-                pytrace=False,
-            )
-        time.sleep(0.1)
-
-
-@pytest.fixture
-def port_server_factory(django_db_setup: Any, tmp_path: Path) -> Iterator[Any]:
-    """``start(kind, port)`` for processes on a given port; stopped after the test."""
-    owned: list[ServerProcess] = []
-
-    async def start(kind: str, port: int) -> ServerProcess:
-        server = await asyncio.to_thread(start_server_on_port, kind, port, tmp_path)
-        owned.append(server)
-        return server
-
-    try:
-        yield start
-    finally:
-        for server in owned:
-            server.stop()
 
 
 # --- native clients ----------------------------------------------------------------------------
