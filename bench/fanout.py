@@ -858,31 +858,42 @@ def main(argv: list[str] | None = None) -> int:
     clients = seed_world(cfg)
     print(f"database ready in {time.monotonic() - t0:.1f} s ({len(clients)} clients)", flush=True)
     runs: list[dict[str, ServerResult]] = []
+    out = RESULTS / f"{cfg.name}.json"
+    started = time.strftime("%Y-%m-%d %H:%M:%S")
+
+    def save(text: str = "", summary: dict[str, Any] | None = None) -> None:
+        """Written after every server too, so an interrupted run keeps what it measured."""
+        data = {
+            "source": source,
+            "config": {**asdict(cfg), "app_dir": str(cfg.app_dir)},
+            "started": started,
+            "summary": summary or {},
+            "table": text,
+            "runs": [{name: asdict(r) for name, r in run.items()} for run in runs],
+        }
+        out.write_text(json.dumps(finite(data), indent=1, default=str, allow_nan=False) + "\n")
+
     for i in range(cfg.repeat):
         suffix = f"-run{i + 1}" if cfg.repeat > 1 else ""
         if cfg.repeat > 1:
             print(f"\n##### run {i + 1} of {cfg.repeat}", flush=True)
-        runs.append({name: run_server(cfg, name, clients, suffix) for name in cfg.servers})
+        runs.append({})
+        for name in cfg.servers:
+            runs[-1][name] = run_server(cfg, name, clients, suffix)
+            save()
     text, summary = table(cfg, runs)
-    print(f"\ncode served: {source}; {cfg.clients} clients, {cfg.zones} zones, "
-          f"{cfg.zones * cfg.senders_per_zone} senders; ratios are to {REFERENCE}; "
-          f"total {time.monotonic() - t0:.0f} s\n")  # fmt: skip
+    print(
+        f"\ncode served: {source}; {cfg.clients} clients, {cfg.zones} zones, "
+        f"{cfg.zones * cfg.senders_per_zone} senders; ratios are to {REFERENCE}; "
+        f"total {time.monotonic() - t0:.0f} s\n"
+    )
     print(text)
     for run in runs:
         for r in run.values():
             if r.log_excerpt:
                 print(f"\n{r.name}: {r.log_problem_lines} log problem lines, e.g.")
                 print("\n".join(r.log_excerpt[:12]))
-    out = RESULTS / f"{cfg.name}.json"
-    data = {
-        "source": source,
-        "config": {**asdict(cfg), "app_dir": str(cfg.app_dir)},
-        "started": time.strftime("%Y-%m-%d %H:%M:%S"),
-        "summary": summary,
-        "table": text,
-        "runs": [{name: asdict(r) for name, r in run.items()} for run in runs],
-    }
-    out.write_text(json.dumps(finite(data), indent=1, default=str, allow_nan=False) + "\n")
+    save(text, summary)
     print(f"\nresults: {out}")
     return 0
 
