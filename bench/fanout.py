@@ -84,7 +84,8 @@ RATE_LIMITS = {  # the defaults would stop every scenario within seconds
 SERVER_COMMANDS: dict[str, str] = {
     "node": "node {node_dir}/server.js --port {port} --redis-url {redis_url} --redis-key bench-sio",
     "uvicorn": "{venv}/uvicorn aeturnis.asgi:application --host 127.0.0.1 --port {port} "
-    "--ws websockets-sansio --lifespan off --ws-max-size 1048576",
+    "--ws realtime.transport.uvicorn:WebSocketProtocol --ws-per-message-deflate false "
+    "--lifespan off --ws-max-size 1048576 --timeout-graceful-shutdown 10",
     "daphne": "{venv}/daphne -b 127.0.0.1 -p {port} aeturnis.asgi:application",
 }
 REFERENCE = "node"
