@@ -31,6 +31,7 @@ from realtime.core.clock import now_ms
 from realtime.core.constants import RAW_SOCKET, CloseCode, CloseReason
 from realtime.core.errors import HANDSHAKE_MESSAGES, ErrorCode
 from realtime.fanout import rooms as room_names
+from realtime.fanout.history import StreamPosition
 from realtime.protocol.base import Codec, Inbound, encode_data
 from realtime.protocol.frames import Frame
 from realtime.runtime.runtime import Runtime
@@ -79,10 +80,11 @@ class Session:
         self.playing: Playing | None = None
         self._expiry: asyncio.TimerHandle | None = None
         self._hold: set[str] | None = None
-        self._held: list[tuple[str, int, Frame]] = []
-        # Per room, the offset it had when this connection joined: a frame at or below it was
-        # published before the join (and was still in flight on the bus), so it is not sent.
-        self._floors: dict[str, int] = {}
+        self._held: list[tuple[str, int, str, Frame]] = []
+        # Per room, its position when this connection joined: a frame at or below it (in the
+        # same epoch) was published before the join and was still in flight on the bus, so it
+        # is not sent. A frame of another epoch is after the join by definition.
+        self._floors: dict[str, StreamPosition] = {}
         self._registered = False
 
     # --- identity -----------------------------------------------------------------------
@@ -223,13 +225,17 @@ class Session:
 
     # --- the hub's Member interface -----------------------------------------------------
 
-    def room_frame(self, room: str, offset: int, frame: Frame, sender: int) -> None:
+    def room_frame(self, room: str, offset: int, epoch: str, frame: Frame, sender: int) -> None:
         if sender and sender in self.blocked_user_ids:
             return
-        if offset <= self._floors.get(room, 0):
-            return
+        floor = self._floors.get(room)
+        if floor is not None:
+            if floor.epoch != epoch:
+                del self._floors[room]
+            elif offset <= floor.offset:
+                return
         if self._hold is not None and room in self._hold:
-            self._held.append((room, offset, frame))
+            self._held.append((room, offset, epoch, frame))
             return
         self.outbound.push(frame)
 
@@ -255,7 +261,7 @@ class Session:
         metrics.count_error(code)
         return HANDSHAKE_MESSAGES[code], HANDSHAKE_CLOSE[code]
 
-    async def open(self) -> dict[str, int]:
+    async def open(self) -> dict[str, StreamPosition]:
         """Register the authenticated session, join the account's rooms, start its token timer
         and presence; returns the offsets of the joined rooms (for ``sync:initial``)."""
         assert self.account is not None and self.token is not None
@@ -270,7 +276,7 @@ class Session:
         await self.runtime.presence.connected(self)
         return offsets
 
-    def send_initial(self, offsets: dict[str, int], state: dict[str, Any]) -> None:
+    def send_initial(self, offsets: dict[str, StreamPosition], state: dict[str, Any]) -> None:
         """``sync:initial``, the first event after a successful connect (PROTOCOL.md §5.1);
         ``state`` holds ``character`` and ``combat`` (None when there is none)."""
         self.send_event(
@@ -281,7 +287,7 @@ class Session:
                 "serverTime": now_ms(),
                 "version": settings.AETURNIS_VERSION,
                 "rooms": sorted(self.rooms),
-                "offsets": offsets,
+                "offsets": {room: position.wire() for room, position in offsets.items()},
                 "presence": {"status": "online"},
                 "character": state.get("character"),
                 "combat": state.get("combat"),
@@ -314,17 +320,17 @@ class Session:
     async def join(self, room: str) -> None:
         await self.join_many([room])
 
-    async def join_many(self, rooms: list[str]) -> dict[str, int]:
-        """Join ``rooms``; returns each room's offset at the join (events after it arrive)."""
+    async def join_many(self, rooms: list[str]) -> dict[str, StreamPosition]:
+        """Join ``rooms``; returns each room's position at the join (events after it arrive)."""
         new = [room for room in rooms if room not in self.rooms]
         for room in new:
             self.rooms.add(room)
             await self.runtime.join(room, self)
-        # Subscribed first, then read: every event after the read offset is delivered.
-        offsets = await self.runtime.broadcast.offsets(sorted(set(rooms)))
+        # Subscribed first, then read: every event after the read position is delivered.
+        positions = await self.runtime.broadcast.positions(sorted(set(rooms)))
         for room in new:
-            self._floors[room] = offsets[room]
-        return offsets
+            self._floors[room] = positions[room]
+        return positions
 
     async def leave(self, room: str) -> None:
         if room in self.rooms:
@@ -337,11 +343,12 @@ class Session:
         self._hold = rooms
         self._held = []
 
-    def release_rooms(self, replayed_up_to: dict[str, int]) -> None:
+    def release_rooms(self, replayed_up_to: dict[str, StreamPosition]) -> None:
         """Send the buffered frames that the replay did not already cover, in order."""
         held, self._hold, self._held = self._held, None, []
-        for room, offset, frame in held:
-            if offset > replayed_up_to.get(room, 0):
+        for room, offset, epoch, frame in held:
+            covered = replayed_up_to.get(room)
+            if covered is None or covered.epoch != epoch or offset > covered.offset:
                 self.outbound.push(frame)
 
     # --- token lifetime -----------------------------------------------------------------

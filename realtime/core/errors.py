@@ -23,6 +23,8 @@ class ErrorCode(StrEnum):
     INTERNAL_ERROR = "INTERNAL_ERROR"
     # Resume (§8) and presence (§5.5)
     INVALID_REQUEST = "INVALID_REQUEST"
+    # A dependency is briefly unavailable (§2, §8a)
+    SERVICE_UNAVAILABLE = "SERVICE_UNAVAILABLE"
     # Characters (§5.2)
     NO_CHARACTER = "NO_CHARACTER"
     CHARACTER_NOT_FOUND = "CHARACTER_NOT_FOUND"
@@ -64,6 +66,7 @@ HANDSHAKE_MESSAGES: dict[str, str] = {
     ErrorCode.USER_BANNED: "Account is banned",
     ErrorCode.AUTH_RATE_LIMITED: "Too many failed authentication attempts",
     ErrorCode.CONNECTION_RATE_LIMITED: "Connection rate limit exceeded",
+    ErrorCode.SERVICE_UNAVAILABLE: "Service temporarily unavailable",
 }
 
 
@@ -78,3 +81,23 @@ class Reject(Exception):
         self.code = str(code)
         self.message = message
         self.extra = extra
+
+
+class ServiceUnavailable(Exception):
+    """A dependency (``redis``, ``database``) the request needs is unavailable right now.
+
+    The dispatcher answers it as the event's ``<domain>:error`` ``SERVICE_UNAVAILABLE`` with
+    ``retryAfter`` (PROTOCOL.md §8a), without a traceback in the log.
+    """
+
+    code = ErrorCode.SERVICE_UNAVAILABLE.value
+    message = "Service temporarily unavailable"
+
+    def __init__(self, dependency: str, retry_after: int) -> None:
+        super().__init__(f"{dependency} unavailable")
+        self.dependency = dependency
+        self.retry_after = retry_after
+
+    @property
+    def extra(self) -> dict[str, Any]:
+        return {"retryAfter": self.retry_after}

@@ -87,6 +87,17 @@ SLOW_CONSUMER_CLOSES = Counter(
     "aeturnis_slow_consumer_closes_total",
     "Connections closed 4008 SLOW_CONSUMER because they fell too far behind.",
 )
+DEPENDENCY_UP = Gauge(
+    "aeturnis_dependency_up",
+    "Whether this process can reach a dependency (redis, database): 1 or 0.",
+    ["dependency"],
+    multiprocess_mode="min",
+)
+DEPENDENCY_OUTAGES = Counter(
+    "aeturnis_dependency_outages_total",
+    "Outages of a dependency seen by this process (each counted once, when it starts).",
+    ["dependency"],
+)
 SEND_FAILURES = Counter(
     "aeturnis_send_failures_total",
     "Connections closed because a send to them failed (the server refused a frame, the "

@@ -1,20 +1,43 @@
-"""Redis clients: one async client per event loop (never shared across loops), one sync client."""
+"""Redis clients: one async client per event loop (never shared across loops), one sync client.
+
+Every call fails fast when Redis is unreachable (1 s to connect or answer, no retries inside
+redis-py): the callers report it to ``realtime.core.health.REDIS`` and refuse, instead of
+stacking retries while a client waits (PROTOCOL.md §8a).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import threading
 import weakref
+from typing import Any
 
 import redis
 import redis.asyncio as aioredis
 from django.conf import settings
+from redis.asyncio.retry import Retry as AsyncRetry
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 _async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aioredis.Redis] = (
     weakref.WeakKeyDictionary()
 )
 _sync_client: redis.Redis | None = None
 _sync_lock = threading.Lock()
+
+
+# Seconds to connect to Redis or to get an answer: past it, Redis counts as unavailable.
+SOCKET_TIMEOUT_S = 1.0
+
+
+def async_options() -> dict[str, Any]:
+    """Connection options of every asyncio client (the pool's and the bus's subscriber)."""
+    return {
+        "socket_timeout": SOCKET_TIMEOUT_S,
+        "socket_connect_timeout": SOCKET_TIMEOUT_S,
+        "retry": AsyncRetry(NoBackoff(), 0),
+        "health_check_interval": 30,
+    }
 
 
 def redis_enabled() -> bool:
@@ -30,7 +53,7 @@ def async_redis() -> aioredis.Redis:
     loop = asyncio.get_running_loop()
     client = _async_clients.get(loop)
     if client is None:
-        client = aioredis.Redis.from_url(settings.REDIS_URL, health_check_interval=30)
+        client = aioredis.Redis.from_url(settings.REDIS_URL, **async_options())
         _async_clients[loop] = client
     return client
 
@@ -39,7 +62,13 @@ def sync_redis() -> redis.Redis:
     global _sync_client
     with _sync_lock:
         if _sync_client is None:
-            _sync_client = redis.Redis.from_url(settings.REDIS_URL, health_check_interval=30)
+            _sync_client = redis.Redis.from_url(
+                settings.REDIS_URL,
+                socket_timeout=SOCKET_TIMEOUT_S,
+                socket_connect_timeout=SOCKET_TIMEOUT_S,
+                retry=Retry(NoBackoff(), 0),
+                health_check_interval=30,
+            )
         return _sync_client
 
 
@@ -48,3 +77,14 @@ async def close_async_redis() -> None:
     client = _async_clients.pop(asyncio.get_running_loop(), None)
     if client is not None:
         await client.aclose()
+
+
+# What a Redis call raises when Redis, not the call, is the problem: down, restarting (still
+# loading its data), unreachable, too slow, or a replica after a failover.
+REDIS_ERRORS: tuple[type[BaseException], ...] = (
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    redis.exceptions.ReadOnlyError,
+    OSError,
+    TimeoutError,
+)

@@ -18,8 +18,15 @@ from typing import Any
 from realtime.core.constants import ROOM_GLOBAL_EVENTS
 from realtime.core.redis_client import redis_enabled
 from realtime.fanout import rooms
-from realtime.fanout.bus import LocalBus, RedisBus, control_sync, process_control_sync, publish_sync
-from realtime.fanout.history import Replay
+from realtime.fanout.bus import (
+    LocalBus,
+    RedisBus,
+    RoomEvent,
+    control_sync,
+    process_control_sync,
+    publish_sync,
+)
+from realtime.fanout.history import HistoryEntry, Replay, StreamPosition
 from realtime.protocol.base import encode_data
 
 logger = logging.getLogger(__name__)
@@ -45,6 +52,15 @@ class Broadcast:
             room, event, encode_data(data), exclude=exclude, sender=sender
         )
 
+    async def to_rooms(self, events: list[tuple[str, str, Any, str]]) -> None:
+        """Many events ``(room, event, data, exclude)`` in few round trips (shutdown)."""
+        await self._bus.publish_many(
+            [
+                RoomEvent(room, event, encode_data(data), exclude)
+                for room, event, data, exclude in events
+            ]
+        )
+
     async def to_user(self, user_id: int | str, event: str, data: Any) -> int:
         return await self.to_room(rooms.user_room(user_id), event, data)
 
@@ -59,13 +75,18 @@ class Broadcast:
         """Tell every server process (not its connections) to do ``action``."""
         await self._bus.process_control({"action": action, **fields})
 
-    async def offsets(self, room_names: list[str]) -> dict[str, int]:
-        """The current offset of each room (0 for a room that never had an event)."""
-        return await self._bus.current_offsets(room_names)
+    async def positions(self, room_names: list[str]) -> dict[str, StreamPosition]:
+        """Each room's stream position now (offset 0 for a room that never had an event)."""
+        return await self._bus.positions(room_names)
 
-    async def replay(self, room: str, after: int) -> Replay:
-        """What ``room`` published after offset ``after``, if its history still covers it."""
-        return await self._bus.replay(room, after)
+    async def replay(self, room: str, after: int, epoch: str | None = None) -> Replay:
+        """What ``room`` published after offset ``after`` (of ``epoch``), if its history
+        still covers it."""
+        return await self._bus.replay(room, after, epoch)
+
+    async def history(self, room: str) -> tuple[StreamPosition, list[HistoryEntry]]:
+        """``room``'s position and the events its history still holds, oldest first."""
+        return await self._bus.history(room)
 
 
 # The bus of this process's runtime, for sync senders without Redis (set by Runtime.start).

@@ -28,7 +28,7 @@ class Member(Protocol):
     @property
     def user_id(self) -> int: ...
 
-    def room_frame(self, room: str, offset: int, frame: Frame, sender: int) -> None: ...
+    def room_frame(self, room: str, offset: int, epoch: str, frame: Frame, sender: int) -> None: ...
 
     def room_control(self, room: str, message: dict[str, Any]) -> None: ...
 
@@ -87,6 +87,8 @@ class Hub:
         self,
         room: str,
         offset: int,
+        epoch: str,
+        seq: int,
         event: str,
         data_json: str,
         *,
@@ -110,10 +112,10 @@ class Hub:
             frame = frames.get(member.codec_name)
             if frame is None:
                 codec = self._codecs[member.codec_name]
-                frame = Frame(codec.room_event_frame(event, data_json, room, offset))
+                frame = Frame(codec.room_event_frame(event, data_json, room, offset, epoch, seq))
                 frames[member.codec_name] = frame
             try:
-                member.room_frame(room, offset, frame, sender)
+                member.room_frame(room, offset, epoch, frame, sender)
             except Exception:  # one broken member must not stop the room
                 logger.exception("delivery to %s failed", member.socket_id)
             count += 1

@@ -1,13 +1,6 @@
-"""Room names on the wire and the channel-layer group names derived from them (PROTOCOL.md §4).
-
-Channel-layer group names allow only ASCII letters, digits, ``-``, ``_`` and ``.`` and must be
-shorter than 100 characters, so ``zone:starting_village`` becomes ``room.zone.starting_village``.
-"""
+"""Room names on the wire (PROTOCOL.md §4)."""
 
 from __future__ import annotations
-
-import hashlib
-import re
 
 from realtime.core.constants import (
     ROOM_CHARACTER,
@@ -18,9 +11,6 @@ from realtime.core.constants import (
     ROOM_USER,
     ROOM_ZONE,
 )
-
-_GROUP_SAFE = re.compile(r"[^A-Za-z0-9_\-.]")
-_MAX_GROUP_LENGTH = 99
 
 
 def user_room(user_id: int | str) -> str:
@@ -44,15 +34,10 @@ def combat_room(session_id: int | str) -> str:
 
 
 GLOBAL_ROOMS = (ROOM_GLOBAL_CHAT, ROOM_GLOBAL_EVENTS)
+_SHARDED_PREFIXES = (f"{ROOM_USER}:", f"{ROOM_CHARACTER}:")
 
 
-def group_name(room: str) -> str:
-    """Map a wire room name to a valid channel-layer group name (stable and collision-free)."""
-    safe = _GROUP_SAFE.sub("_", room.replace(":", "."))
-    candidate = f"room.{safe}"
-    if safe == room.replace(":", ".") and len(candidate) <= _MAX_GROUP_LENGTH:
-        return candidate
-    # Characters had to be replaced, or the name is too long: add a digest so that two rooms
-    # that differ only in replaced characters never share a group.
-    digest = hashlib.blake2b(room.encode(), digest_size=8).hexdigest()
-    return f"room.{safe[: _MAX_GROUP_LENGTH - 22]}.{digest}"
+def is_sharded(room: str) -> bool:
+    """Rooms of one account or one character: many, small and joined at every connect, so
+    processes do not subscribe to them one by one (see ``realtime.fanout.bus``)."""
+    return room.startswith(_SHARDED_PREFIXES)

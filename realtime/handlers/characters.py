@@ -20,6 +20,7 @@ from realtime.core.constants import CloseReason
 from realtime.core.db import db
 from realtime.core.errors import ErrorCode, Reject
 from realtime.fanout import rooms as room_names
+from realtime.fanout.history import StreamPosition
 from realtime.handlers.common import playing_of
 from realtime.handlers.reply import Reply
 from realtime.protocol.world_payloads import (
@@ -82,10 +83,13 @@ async def live_state(session: Session, playing: Playing) -> LiveState:
     return state
 
 
-async def enter_world(session: Session, view: CharacterView) -> rules.Position:
+async def enter_world(
+    session: Session, view: CharacterView
+) -> tuple[rules.Position, dict[str, StreamPosition]]:
     """Make ``view`` this connection's character: rooms, live state, presence, ``online``.
 
-    Leaves the rooms of a character played before. Returns the live position.
+    Leaves the rooms of a character played before. Returns the live position and the stream
+    positions of the rooms joined (so the client can resume them, PROTOCOL.md §8).
     """
     runtime = session.runtime
     previous = session.playing
@@ -101,7 +105,7 @@ async def enter_world(session: Session, view: CharacterView) -> rules.Position:
         LiveState(view.id, view.zone.id, view.zone.key, position, now_s()), dirty=carried
     )
     playing = session.playing = Playing.of(view)
-    await session.join_many(
+    joined = await session.join_many(
         [
             room_names.character_room(view.id),
             room_names.zone_room(view.zone.key),
@@ -122,17 +126,25 @@ async def enter_world(session: Session, view: CharacterView) -> rules.Position:
         exclude=session.socket_id,
         sender=session.user_id,
     )
-    return position
+    return position, joined
+
+
+def wire_positions(positions: dict[str, StreamPosition]) -> dict[str, dict[str, int | str]]:
+    return {room: position.wire() for room, position in positions.items()}
 
 
 async def select(session: Session, payload: CharacterSelectPayload) -> Reply:
     view = await db(
         services.character_select, user_id=session.user_id, character_id=payload.characterId
     )
-    position = await enter_world(session, view)
+    position, joined = await enter_world(session, view)
     return Reply(
         "character:selected",
-        {"character": wire_character(view, position), "timestamp": now_ms()},
+        {
+            "character": wire_character(view, position),
+            "timestamp": now_ms(),
+            "offsets": wire_positions(joined),
+        },
         activity={"characterId": str(view.id), "zone": view.zone.key},
     )
 
@@ -219,7 +231,7 @@ async def change_zone(session: Session, payload: CharacterChangeZonePayload) -> 
     old = playing.zone
     await session.leave(room_names.zone_room(old))
     playing.enter(new)
-    await session.join(room_names.zone_room(new.key))
+    joined = await session.join_many([room_names.zone_room(new.key)])
     await runtime.presence.playing_changed(session)
     # Other connections playing the same character follow it.
     await session.runtime.broadcast.control(
@@ -250,7 +262,11 @@ async def change_zone(session: Session, payload: CharacterChangeZonePayload) -> 
     )
     return Reply(
         "character:zone_changed",
-        {"zone": new.key, "position": wire_position(change.position)},
+        {
+            "zone": new.key,
+            "position": wire_position(change.position),
+            "offsets": wire_positions(joined),
+        },
         activity={"from": old, "to": new.key},
     )
 

@@ -25,6 +25,7 @@ from realtime.core.errors import ErrorCode, Reject
 from realtime.core.loops import repeat
 from realtime.fanout import rooms as room_names
 from realtime.fanout.broadcast import Broadcast
+from realtime.fanout.history import StreamPosition
 from realtime.handlers.characters import enter_world, wire_character
 from realtime.handlers.common import playing_of
 from realtime.handlers.reply import Reply
@@ -250,19 +251,23 @@ async def _act(
 # --- reconnects and deadlines ---------------------------------------------------------------
 
 
-async def rejoin(session: Session) -> dict[str, Any]:
-    """At connect: a user whose character is in a live fight gets it selected and rejoined."""
+async def rejoin(session: Session) -> tuple[dict[str, Any], dict[str, StreamPosition]]:
+    """At connect: a user whose character is in a live fight gets it selected and rejoined.
+
+    Returns the ``character`` and ``combat`` of ``sync:initial`` and the positions of the
+    rooms joined for them.
+    """
     found = await db(services.active_fight_for_user, session.user_id)
     if found is None:
-        return {}
+        return {}, {}
     character_id, session_id = found
     view: CharacterView = await db(
         character_select, user_id=session.user_id, character_id=character_id
     )
-    position = await enter_world(session, view)
+    position, joined = await enter_world(session, view)
     fight = await db(services.combat_state, session_id=session_id, character_id=character_id)
-    await session.join(room_names.combat_room(session_id))
-    return {"character": wire_character(view, position), "combat": fight.state}
+    joined.update(await session.join_many([room_names.combat_room(session_id)]))
+    return {"character": wire_character(view, position), "combat": fight.state}, joined
 
 
 def tick_seconds() -> float:

@@ -20,8 +20,8 @@ async def open_session(session: Session) -> None:
     """Everything a freshly authenticated connection gets, ending with ``sync:initial``."""
     offsets = await session.open()
     await chat.load_state(session)
-    state = await combat.rejoin(session)
-    session.send_initial(offsets, state)
+    state, joined = await combat.rejoin(session)
+    session.send_initial({**offsets, **joined}, state)
 
 
 async def close_session(session: Session) -> None:

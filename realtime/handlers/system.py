@@ -8,6 +8,7 @@ from realtime.auth.tokens import AuthError, verify_access_token
 from realtime.connection.session import Session
 from realtime.core.clock import now_ms
 from realtime.core.errors import HANDSHAKE_MESSAGES, ErrorCode, Reject
+from realtime.fanout.history import HistoryEntry, StreamPosition
 from realtime.handlers.reply import Reply
 from realtime.protocol.payloads import AuthPayload, AuthRefreshPayload, SyncResumePayload
 
@@ -47,25 +48,43 @@ async def sync_resume(session: Session, payload: SyncResumePayload) -> Reply:
     """Replay what each room missed since the client's last offset, then report per room.
 
     Only rooms this connection is in are replayed; live events of those rooms are held back
-    meanwhile so nothing is sent twice or out of order.
+    meanwhile so nothing is sent twice or out of order. An offset of another epoch than the
+    room's is not recovered (its history was lost).
     """
     wanted = {room: after for room, after in payload.rooms.items() if room in session.rooms}
+    epochs = payload.epochs or {}
     result: dict[str, dict[str, Any]] = {
-        room: {"recovered": False, "offset": 0} for room in payload.rooms if room not in wanted
+        room: {"recovered": False, "offset": 0, "epoch": None}
+        for room in payload.rooms
+        if room not in wanted
     }
     session.hold_rooms(set(wanted))
-    replayed_up_to: dict[str, int] = {}
+    replayed_up_to: dict[str, StreamPosition] = {}
     try:
         for room, after in sorted(wanted.items()):
-            replay = await session.runtime.broadcast.replay(room, after)
+            replay = await session.runtime.broadcast.replay(room, after, epochs.get(room))
             for entry in replay.entries:
-                if entry.sender and entry.sender in session.blocked_user_ids:
+                if _skipped(session, entry, payload.socketId):
                     continue
                 session.send_text(
-                    session.codec.room_event_frame(entry.event, entry.data_json, room, entry.offset)
+                    session.codec.room_event_frame(
+                        entry.event, entry.data_json, room, entry.offset, replay.epoch, entry.seq
+                    )
                 )
-            replayed_up_to[room] = replay.offset
-            result[room] = {"recovered": replay.recovered, "offset": replay.offset}
+            replayed_up_to[room] = StreamPosition(replay.offset, replay.epoch)
+            result[room] = {
+                "recovered": replay.recovered,
+                "offset": replay.offset,
+                "epoch": replay.epoch,
+            }
     finally:
         session.release_rooms(replayed_up_to)
     return Reply("sync:resumed", {"rooms": result})
+
+
+def _skipped(session: Session, entry: HistoryEntry, resumed_socket: str | None) -> bool:
+    """An entry the resuming connection would not have received: from a user it blocks, or
+    not sent to the connection it resumes."""
+    if entry.sender and entry.sender in session.blocked_user_ids:
+        return True
+    return bool(resumed_socket and entry.exclude == resumed_socket)

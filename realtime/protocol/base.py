@@ -44,7 +44,12 @@ class Codec(Protocol):
 
     def event_frame(self, event: str, data_json: str) -> str: ...
 
-    def room_event_frame(self, event: str, data_json: str, room: str, offset: int) -> str: ...
+    def room_event_frame(
+        self, event: str, data_json: str, room: str, offset: int, epoch: str, seq: int
+    ) -> str:
+        """A room event with its stream position (PROTOCOL.md §8); ``seq`` orders events of
+        all rooms (the Socket.IO recovery offset)."""
+        ...
 
     def ack_frame(self, ack: int, data_json: str) -> str: ...
 

@@ -41,10 +41,12 @@ class NativeCodec:
     def event_frame(self, event: str, data_json: str) -> str:
         return f'{{"event":{dumps_str(event)},"data":{data_json}}}'
 
-    def room_event_frame(self, event: str, data_json: str, room: str, offset: int) -> str:
+    def room_event_frame(
+        self, event: str, data_json: str, room: str, offset: int, epoch: str, seq: int
+    ) -> str:
         return (
             f'{{"event":{dumps_str(event)},"data":{data_json},'
-            f'"room":{dumps_str(room)},"offset":{offset}}}'
+            f'"room":{dumps_str(room)},"offset":{offset},"epoch":{dumps_str(epoch)}}}'
         )
 
     def ack_frame(self, ack: int, data_json: str) -> str:

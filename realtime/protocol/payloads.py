@@ -26,11 +26,24 @@ class AuthRefreshPayload(Payload):
 MAX_RESUME_ROOMS = 200
 
 
+RoomName = Annotated[str, Field(max_length=200)]
+
+
 class SyncResumePayload(Payload):
     rooms: Annotated[
-        dict[Annotated[str, Field(max_length=200)], Annotated[StrictInt, Field(ge=0)]],
-        Field(max_length=MAX_RESUME_ROOMS),
+        dict[RoomName, Annotated[StrictInt, Field(ge=0)]], Field(max_length=MAX_RESUME_ROOMS)
     ]
+    # The epoch of each room's offset, as the client last saw it (PROTOCOL.md §8).
+    epochs: (
+        Annotated[
+            dict[RoomName, Annotated[StrictStr, Field(max_length=64)]],
+            Field(max_length=MAX_RESUME_ROOMS),
+        ]
+        | None
+    ) = None
+    # The socketId of the connection being resumed (ours): events that were not sent to it
+    # (its own chat messages and moves) are not replayed to it either.
+    socketId: Annotated[StrictStr, Field(max_length=64)] | None = None
 
 
 PING = TypeAdapter(Any)

@@ -257,10 +257,12 @@ class SocketIOCodec:
     def event_frame(self, event: str, data_json: str) -> str:
         return f"{EIO_MESSAGE}{EVENT}[{dumps_str(event)},{data_json}]"
 
-    def room_event_frame(self, event: str, data_json: str, room: str, offset: int) -> str:
+    def room_event_frame(
+        self, event: str, data_json: str, room: str, offset: int, epoch: str, seq: int
+    ) -> str:
         return (
             f"{EIO_MESSAGE}{EVENT}[{dumps_str(event)},{data_json},"
-            f'{{"room":{dumps_str(room)},"offset":{offset}}}]'
+            f'{{"room":{dumps_str(room)},"offset":{offset},"epoch":{dumps_str(epoch)}}}]'
         )
 
     def ack_frame(self, ack: int, data_json: str) -> str:

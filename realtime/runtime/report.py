@@ -17,7 +17,9 @@ from typing import Any
 import orjson
 from django.conf import settings
 
-from realtime.core.redis_client import async_redis, key, redis_enabled
+from realtime.core.health import REDIS
+from realtime.core.loops import cancelling
+from realtime.core.redis_client import REDIS_ERRORS, async_redis, key, redis_enabled
 from realtime.fanout.hub import Hub
 
 logger = logging.getLogger(__name__)
@@ -57,6 +59,12 @@ async def report_loop(process: str, counts: Callable[[], dict[str, Any]]) -> Non
             await async_redis().set(
                 process_key(process), orjson.dumps(counts()), px=int(interval * 3000)
             )
+        except REDIS_ERRORS as exc:
+            if cancelling():
+                raise asyncio.CancelledError from None
+            REDIS.failed("stats", exc)
         except Exception:
             logger.exception("reporting process counts failed")
+        if cancelling():
+            raise asyncio.CancelledError
         await asyncio.sleep(report_interval_s())

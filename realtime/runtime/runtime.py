@@ -61,6 +61,8 @@ class Runtime:
         self.presence = Presence(
             store=make_presence_store(), broadcast=self.broadcast, process=self.process
         )
+        if isinstance(self.bus, RedisBus):
+            self.bus.on_reconnect = self._after_redis_outage
         self._services: dict[type[Any], object] = {}
         self._task_factories: list[TaskFactory] = []
         self._shutdown_steps: list[ShutdownStep] = []
@@ -131,6 +133,12 @@ class Runtime:
         """This process's connections, users and rooms (for the stats API)."""
         started_ms = int((time.time() - (self.loop.time() - self.started_at)) * 1000)
         return process_counts(hub=self.hub, process=self.process, started_at_ms=started_ms)
+
+    async def _after_redis_outage(self) -> None:
+        """Redis is back after an outage (and may have lost everything): write this process's
+        presence again on the next tick. Rooms were subscribed again by the bus; room streams
+        that lost their history start a new epoch on their own."""
+        self.presence.resync()
 
     def _process_message(self, message: dict[str, Any]) -> None:
         action = str(message.get("action"))

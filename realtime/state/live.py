@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Protocol, cast
 
 from characters.rules import Position
+from realtime.core.health import redis_guarded
 from realtime.core.redis_client import async_redis, key
 
 LIVE_TTL_S = 3600  # live state of a character nobody played for an hour is dropped
@@ -107,12 +108,14 @@ class RedisLiveStore:
     def _dirty_key(self) -> str:
         return key("live", "dirty")
 
+    @redis_guarded("live")
     async def get(self, character_id: int) -> LiveState | None:
         raw = await cast(
             Awaitable[list[bytes | None]], async_redis().hmget(self._key(character_id), _FIELDS)
         )
         return _decode(character_id, raw)
 
+    @redis_guarded("live")
     async def put(self, state: LiveState, *, dirty: bool) -> None:
         p = state.position
         pipe = async_redis().pipeline(transaction=False)
@@ -136,6 +139,7 @@ class RedisLiveStore:
             pipe.srem(self._dirty_key, state.character_id)
         await pipe.execute()
 
+    @redis_guarded("live")
     async def take_dirty(self, limit: int) -> list[LiveState]:
         client = async_redis()
         ids = await cast(Awaitable[list[bytes] | None], client.spop(self._dirty_key, limit)) or []
@@ -148,10 +152,12 @@ class RedisLiveStore:
         states = [_decode(int(raw_id), row) for raw_id, row in zip(ids, rows, strict=True)]
         return [state for state in states if state is not None]
 
+    @redis_guarded("live")
     async def mark_dirty(self, character_ids: list[int]) -> None:
         if character_ids:
             await cast(Awaitable[int], async_redis().sadd(self._dirty_key, *character_ids))
 
+    @redis_guarded("live")
     async def claim_cooldown(self, character_id: int, action: str, cooldown_ms: int) -> int:
         """Start the cooldown unless it runs (atomic across processes); 0 or the ms left."""
         client = async_redis()

@@ -216,8 +216,9 @@ async def test_room_broadcast_reaches_members_with_room_and_increasing_offsets(
     user: Any, make_user: Any
 ) -> None:
     other = await database_sync_to_async(make_user)()
-    a, _ = await connect_as(user)
+    a, initial = await connect_as(user)
     b, _ = await connect_as(other)
+    epoch = initial["offsets"]["global:events"]["epoch"]
     first = await (await app_runtime()).broadcast.to_room(
         "global:events", "system:announcement", {"message": "one"}
     )
@@ -233,6 +234,7 @@ async def test_room_broadcast_reaches_members_with_room_and_increasing_offsets(
             "data": {"message": "one"},
             "room": "global:events",
             "offset": first,
+            "epoch": epoch,
         }
         assert two["offset"] == second and two["data"] == {"message": "two"}
     await a.disconnect()
@@ -272,7 +274,8 @@ async def test_excluded_socket_does_not_receive_its_own_broadcast(
 
 async def test_resume_replays_missed_events_in_order_then_reports(user: Any) -> None:
     comm, initial = await connect_as(user)
-    start = initial["offsets"]["global:events"]
+    start = initial["offsets"]["global:events"]["offset"]
+    epoch = initial["offsets"]["global:events"]["epoch"]
     await comm.disconnect()
     for n in range(3):
         await (await app_runtime()).broadcast.to_room(
@@ -280,18 +283,25 @@ async def test_resume_replays_missed_events_in_order_then_reports(user: Any) -> 
         )
     comm, _ = await connect_as(user)
     await comm.send_json_to(
-        {"event": "sync:resume", "data": {"rooms": {"global:events": start, "zone:nowhere": 4}}}
+        {
+            "event": "sync:resume",
+            "data": {
+                "rooms": {"global:events": start, "zone:nowhere": 4},
+                "epochs": {"global:events": epoch},
+            },
+        }
     )
     replayed = [await comm.receive_json_from(timeout=WS_TIMEOUT) for _ in range(3)]
     assert [f["data"]["n"] for f in replayed] == [0, 1, 2]
     assert [f["offset"] for f in replayed] == [start + 1, start + 2, start + 3]
+    assert {f["epoch"] for f in replayed} == {epoch}
     report = await comm.receive_json_from(timeout=WS_TIMEOUT)
     assert report == {
         "event": "sync:resumed",
         "data": {
             "rooms": {
-                "global:events": {"recovered": True, "offset": start + 3},
-                "zone:nowhere": {"recovered": False, "offset": 0},
+                "global:events": {"recovered": True, "offset": start + 3, "epoch": epoch},
+                "zone:nowhere": {"recovered": False, "offset": 0, "epoch": None},
             }
         },
     }
@@ -310,7 +320,12 @@ async def test_resume_past_the_history_says_not_recovered(settings: Any, user: A
     await comm.send_json_to({"event": "sync:resume", "data": {"rooms": {"global:events": 0}}})
     report = await comm.receive_json_from(timeout=WS_TIMEOUT)
     assert report["event"] == "sync:resumed"
-    assert report["data"]["rooms"]["global:events"] == {"recovered": False, "offset": 5}
+    assert report["data"]["rooms"]["global:events"] == {
+        "recovered": False,
+        "offset": 5,
+        "epoch": report["data"]["rooms"]["global:events"]["epoch"],
+    }
+    assert isinstance(report["data"]["rooms"]["global:events"]["epoch"], str)
     await comm.disconnect()
 
 

@@ -227,7 +227,9 @@ async def test_sync_initial_carries_the_contract_fields(make_user: Any) -> None:
     assert data["character"] is None and data["combat"] is None
     assert isinstance(data["serverTime"], int)
     assert abs(data["serverTime"] - time.time() * 1000) < 60_000
-    assert data["offsets"] == {room: 0 for room in data["rooms"]}
+    assert set(data["offsets"]) == set(data["rooms"])
+    for position in data["offsets"].values():
+        assert position["offset"] == 0 and isinstance(position["epoch"], str) and position["epoch"]
     await comm.disconnect()
 
 

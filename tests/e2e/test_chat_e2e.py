@@ -406,6 +406,7 @@ async def test_500_messages_across_two_processes_are_stored_once_and_delivered_e
                 "event": "chat:message",
                 "room": ZONE_ROOM,
                 "offset": frame.get("offset"),
+                "epoch": frame.get("epoch"),
                 "data": {
                     "id": s.id,
                     "userId": s.player.uid,
@@ -430,6 +431,8 @@ async def test_500_messages_across_two_processes_are_stored_once_and_delivered_e
             f"{conn.describe()}: offsets not increasing {not_increasing[:5]}"
         )
         assert all(start_offset < o < end_offset for o in offsets), (conn.label, offsets[:3])
+        epochs = {frame.get("epoch") for frame in conn.messages}
+        assert len(epochs) == 1 and all(isinstance(e, str) and e for e in epochs), epochs
 
     # --- one order everywhere ---
     # Each published message has its own offset, and together they fill the room's offsets

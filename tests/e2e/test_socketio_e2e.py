@@ -373,10 +373,11 @@ async def test_socketio_client_receives_a_room_broadcast_from_a_native_client(
     assert heard["characterId"] == native_player.cid, heard
     assert heard["channel"] == "zone", heard
     assert heard["id"] == sent["data"]["id"], (heard, sent)
-    # Room events carry {room, offset} as a second argument (PROTOCOL.md §8).
+    # Room events carry {room, offset, epoch} as a second argument (PROTOCOL.md §8).
     assert len(heard_meta) == 1, heard_meta
     meta = heard_meta[0]
-    assert set(meta) == {"room", "offset"}, meta
+    assert set(meta) == {"room", "offset", "epoch"}, meta
+    assert isinstance(meta["epoch"], str) and meta["epoch"], meta
     assert meta["room"] == f"zone:{VILLAGE}", meta
     assert is_int(meta["offset"]) and meta["offset"] > online["offset"], (meta, online)
 

@@ -36,13 +36,14 @@ def test_unknown_key_error_keeps_the_readable_ack() -> None:
     assert info.value.ack == 5
 
 
-def test_room_event_frame_is_valid_json_with_room_and_offset() -> None:
-    frame = NATIVE.room_event_frame("a:b", encode_data({"k": "é\n"}), "zone:x", 42)
+def test_room_event_frame_is_valid_json_with_room_offset_and_epoch() -> None:
+    frame = NATIVE.room_event_frame("a:b", encode_data({"k": "é\n"}), "zone:x", 42, "Ep0ch_-1", 7)
     assert orjson.loads(frame) == {
         "event": "a:b",
         "data": {"k": "é\n"},
         "room": "zone:x",
         "offset": 42,
+        "epoch": "Ep0ch_-1",
     }
 
 
@@ -73,10 +74,18 @@ json_values = st.recursive(
 )
 
 
-@given(st.text(min_size=1), json_values, st.text(), st.integers(0, 2**40))
-def test_encoded_events_round_trip(event: str, data: object, room: str, offset: int) -> None:
-    frame = NATIVE.room_event_frame(event, encode_data(data), room, offset)
-    assert orjson.loads(frame) == {"event": event, "data": data, "room": room, "offset": offset}
+@given(st.text(min_size=1), json_values, st.text(), st.integers(0, 2**40), st.text())
+def test_encoded_events_round_trip(
+    event: str, data: object, room: str, offset: int, epoch: str
+) -> None:
+    frame = NATIVE.room_event_frame(event, encode_data(data), room, offset, epoch, 1)
+    assert orjson.loads(frame) == {
+        "event": event,
+        "data": data,
+        "room": room,
+        "offset": offset,
+        "epoch": epoch,
+    }
     assert orjson.loads(NATIVE.event_frame(event, encode_data(data))) == {
         "event": event,
         "data": data,

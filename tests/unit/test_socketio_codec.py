@@ -483,10 +483,14 @@ def test_event_frame_splices_the_encoded_data_verbatim() -> None:
     assert SOCKETIO.event_frame("x", '{"b":1,  "a":2}') == '42["x",{"b":1,  "a":2}]'
 
 
-def test_room_event_frame_adds_room_and_offset_as_a_third_argument() -> None:
-    frame = SOCKETIO.room_event_frame("a:b", encode_data({"k": "é\n"}), "zone:x", 42)
-    assert frame == '42["a:b",{"k":"é\\n"},{"room":"zone:x","offset":42}]'
-    assert orjson.loads(frame[2:]) == ["a:b", {"k": "é\n"}, {"room": "zone:x", "offset": 42}]
+def test_room_event_frame_adds_room_offset_and_epoch_as_a_third_argument() -> None:
+    frame = SOCKETIO.room_event_frame("a:b", encode_data({"k": "é\n"}), "zone:x", 42, "E", 7)
+    assert frame == '42["a:b",{"k":"é\\n"},{"room":"zone:x","offset":42,"epoch":"E"}]'
+    assert orjson.loads(frame[2:]) == [
+        "a:b",
+        {"k": "é\n"},
+        {"room": "zone:x", "offset": 42, "epoch": "E"},
+    ]
 
 
 def test_ack_frame_carries_the_id_and_one_argument() -> None:
@@ -553,8 +557,8 @@ def test_outbound_frames_decode_back_to_what_was_sent(
     assert decode_socketio(SOCKETIO.event_frame(event, encoded)[1:]) == SioPacket(
         EVENT, data=[event, data]
     )
-    assert decode_socketio(SOCKETIO.room_event_frame(event, encoded, room, offset)[1:]) == (
-        SioPacket(EVENT, data=[event, data, {"room": room, "offset": offset}])
+    assert decode_socketio(SOCKETIO.room_event_frame(event, encoded, room, offset, "E", 1)[1:]) == (
+        SioPacket(EVENT, data=[event, data, {"room": room, "offset": offset, "epoch": "E"}])
     )
     assert decode_socketio(SOCKETIO.ack_frame(ack, encoded)[1:]) == SioPacket(
         ACK, data=[data], id=ack

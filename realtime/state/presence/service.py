@@ -10,6 +10,7 @@ change is announced (``presence:changed`` to the guild room) by exactly one proc
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Sequence
@@ -18,11 +19,17 @@ from typing import Any, Protocol
 from django.conf import settings
 
 from realtime.core.clock import now_ms
+from realtime.core.errors import ServiceUnavailable
 from realtime.core.loops import repeat
 from realtime.fanout import rooms
 from realtime.fanout.broadcast import Broadcast
 from realtime.state.playing import Playing
-from realtime.state.presence.store import ConnEntry, PresenceStore, status_of_entries
+from realtime.state.presence.store import (
+    OFFLINE,
+    ConnEntry,
+    PresenceStore,
+    status_of_entries,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -80,6 +87,11 @@ class Presence:
                 await self.store.put_many(entries, now_ms=now_ms(), ttl_ms=self._ttl_ms())
         await self.sweep()
 
+    def resync(self) -> None:
+        """The store may have lost or missed entries (Redis was unavailable or restarted):
+        write every entry of this process again on the next tick."""
+        self._last_refresh = 0.0
+
     # --- connection events --------------------------------------------------------------
 
     def entry(self, session: Connection) -> ConnEntry:
@@ -97,14 +109,24 @@ class Presence:
             process=self.process,
         )
 
+    # The connection events are best effort: with the store unavailable (Redis down) the
+    # connection goes on, the outage was logged once, and ``resync`` writes the entries again.
+
     async def connected(self, session: Connection) -> None:
         self._connections[session.socket_id] = session
-        await self.store.put(self.entry(session), now_ms=now_ms(), ttl_ms=self._ttl_ms())
-        await self._status(session.user_id, self.entry(session))
-        await self.record(session, "connect", {"ip": session.ip, "transport": session.codec_name})
+        with contextlib.suppress(ServiceUnavailable):
+            await self.store.put(self.entry(session), now_ms=now_ms(), ttl_ms=self._ttl_ms())
+            await self._status(session.user_id, self.entry(session))
+            await self.record(
+                session, "connect", {"ip": session.ip, "transport": session.codec_name}
+            )
 
     async def playing_changed(self, session: Connection) -> None:
         """The connection selected a character or changed zone; announce a character it left."""
+        with contextlib.suppress(ServiceUnavailable):
+            await self._playing_changed(session)
+
+    async def _playing_changed(self, session: Connection) -> None:
         entry = self.entry(session)
         result = await self.store.put(entry, now_ms=now_ms(), ttl_ms=self._ttl_ms())
         if result.character_left and result.previous is not None:
@@ -117,25 +139,46 @@ class Presence:
 
     async def disconnected(self, session: Connection) -> None:
         self._connections.pop(session.socket_id, None)
-        removal = await self.store.remove(session.socket_id, now_ms=now_ms())
-        if removal is None:
-            return
-        await self._gone(removal.entry, removal.character_left)
-        await self.record(session, "disconnect", {"code": session.close_code})
+        with contextlib.suppress(ServiceUnavailable):
+            removal = await self.store.remove(session.socket_id, now_ms=now_ms())
+            if removal is None:
+                return
+            await self._gone(removal.entry, removal.character_left)
+            await self.record(session, "disconnect", {"code": session.close_code})
 
     async def wake(self, session: Connection) -> None:
         """An away connection sent an event: it is active again."""
-        entry = self.entry(session)
-        await self.store.put(entry, now_ms=now_ms(), ttl_ms=self._ttl_ms())
-        await self._status(session.user_id, entry)
+        with contextlib.suppress(ServiceUnavailable):
+            entry = self.entry(session)
+            await self.store.put(entry, now_ms=now_ms(), ttl_ms=self._ttl_ms())
+            await self._status(session.user_id, entry)
 
     async def leave_all(self) -> None:
-        """Graceful shutdown: remove this process's entries now instead of at their expiry."""
-        for session in self._tracked():
-            try:
-                await self.disconnected(session)
-            except Exception:
-                logger.exception("presence removal failed for %s", session.socket_id)
+        """Graceful shutdown: remove this process's entries now, not at their expiry, in a few
+        pipelined round trips however many connections there are, and announce who left."""
+        tracked = self._tracked()
+        self._connections.clear()
+        if not tracked:
+            return
+        now = now_ms()
+        try:
+            removals = await self.store.remove_many([s.socket_id for s in tracked], now_ms=now)
+            gone = [r for r in removals if r is not None]
+            await self.store.set_last_seen_many(
+                {r.entry.user_id: max(r.entry.active_at, 0) for r in gone}
+            )
+            statuses = await self.store.user_status_many(
+                [r.entry.user_id for r in gone], now_ms=now
+            )
+            events = [self._offline_event(r.entry) for r in gone if r.character_left]
+            for r in gone:
+                previous, current = statuses.get(r.entry.user_id, (OFFLINE, OFFLINE))
+                if previous != current and r.entry.guild_id is not None:
+                    events.append(self._changed_event(r.entry, current))
+                    statuses[r.entry.user_id] = (current, current)  # announced once
+            await self.broadcast.to_rooms([e for e in events if e is not None])
+        except ServiceUnavailable:
+            return
 
     async def sweep(self) -> int:
         """Remove expired entries (of any process); each is claimed by exactly one process."""
@@ -149,12 +192,13 @@ class Presence:
         return count
 
     async def record(self, session: Connection, event: str, detail: dict[str, Any]) -> None:
-        """Keep one activity in the user's recent activity (last 100, 24 h)."""
+        """Keep one activity in the user's recent activity (last 100, 24 h); best effort."""
         if not session.user_id:
             return
-        await self.store.push_activity(
-            session.user_id, {"event": event, "at": now_ms(), "detail": detail}
-        )
+        with contextlib.suppress(ServiceUnavailable):
+            await self.store.push_activity(
+                session.user_id, {"event": event, "at": now_ms(), "detail": detail}
+            )
 
     # --- queries ------------------------------------------------------------------------
 
@@ -215,18 +259,31 @@ class Presence:
         await self.store.set_last_seen(entry.user_id, max(entry.active_at, 0))
         await self._status(entry.user_id, entry)
 
-    async def _character_offline(self, entry: ConnEntry) -> None:
+    def _offline_event(self, entry: ConnEntry) -> tuple[str, str, Any, str] | None:
         if entry.character_id is None or entry.zone is None:
-            return
-        await self.broadcast.to_room(
-            rooms.zone_room(entry.zone),
-            "character:offline",
-            {
-                "characterId": str(entry.character_id),
-                "userId": str(entry.user_id),
-                "timestamp": now_ms(),
-            },
-        )
+            return None
+        data = {
+            "characterId": str(entry.character_id),
+            "userId": str(entry.user_id),
+            "timestamp": now_ms(),
+        }
+        return rooms.zone_room(entry.zone), "character:offline", data, ""
+
+    def _changed_event(self, entry: ConnEntry, status: str) -> tuple[str, str, Any, str]:
+        assert entry.guild_id is not None
+        data = {
+            "userId": str(entry.user_id),
+            "characterId": _id(entry.character_id),
+            "status": status,
+            "timestamp": now_ms(),
+        }
+        return rooms.guild_room(entry.guild_id), "presence:changed", data, entry.socket_id
+
+    async def _character_offline(self, entry: ConnEntry) -> None:
+        event = self._offline_event(entry)
+        if event is not None:
+            room, name, data, _ = event
+            await self.broadcast.to_room(room, name, data)
 
     async def _status(self, user_id: int, entry: ConnEntry) -> None:
         """Recompute the user's status; announce it to the guild room when it changed."""
@@ -237,14 +294,5 @@ class Presence:
     async def _announce(self, entry: ConnEntry, status: str) -> None:
         if entry.guild_id is None:
             return
-        await self.broadcast.to_room(
-            rooms.guild_room(entry.guild_id),
-            "presence:changed",
-            {
-                "userId": str(entry.user_id),
-                "characterId": _id(entry.character_id),
-                "status": status,
-                "timestamp": now_ms(),
-            },
-            exclude=entry.socket_id,
-        )
+        room, name, data, exclude = self._changed_event(entry, status)
+        await self.broadcast.to_room(room, name, data, exclude=exclude)

@@ -100,6 +100,10 @@ class PresenceStore(Protocol):
         """
         ...
 
+    async def remove_many(self, socket_ids: Sequence[str], *, now_ms: int) -> list[Removal | None]:
+        """``remove`` each socket (graceful shutdown): few round trips however many."""
+        ...
+
     async def expired(self, *, now_ms: int, limit: int = 500) -> list[str]:
         """Up to ``limit`` socket ids whose expiry is ``<= now_ms``, oldest first; not removed."""
         ...
@@ -110,6 +114,12 @@ class PresenceStore(Protocol):
         Atomic read-compute-store: each real transition is seen by exactly one caller; others
         get ``(new, new)``. ``previous`` is ``offline`` when nothing was stored.
         """
+        ...
+
+    async def user_status_many(
+        self, user_ids: Sequence[int], *, now_ms: int
+    ) -> dict[int, tuple[str, str]]:
+        """``user_status`` of each user (graceful shutdown): few round trips however many."""
         ...
 
     async def entries_for_users(
@@ -127,6 +137,8 @@ class PresenceStore(Protocol):
         ...
 
     async def set_last_seen(self, user_id: int, at_ms: int) -> None: ...
+
+    async def set_last_seen_many(self, seen: dict[int, int]) -> None: ...
 
     async def push_activity(
         self,
@@ -231,6 +243,9 @@ class LocalPresenceStore:
         self._unindex(slot.entry)
         return Removal(slot.entry, self._character_gone(slot.entry.character_id, now_ms))
 
+    async def remove_many(self, socket_ids: Sequence[str], *, now_ms: int) -> list[Removal | None]:
+        return [await self.remove(sid, now_ms=now_ms) for sid in socket_ids]
+
     async def expired(self, *, now_ms: int, limit: int = 500) -> list[str]:
         due = sorted((s.expiry, sid) for sid, s in self._slots.items() if s.expiry <= now_ms)
         return [sid for _, sid in due[:limit]]
@@ -245,6 +260,11 @@ class LocalPresenceStore:
             self._status[user_id] = new
         return previous, new
 
+    async def user_status_many(
+        self, user_ids: Sequence[int], *, now_ms: int
+    ) -> dict[int, tuple[str, str]]:
+        return {uid: await self.user_status(uid, now_ms=now_ms) for uid in dict.fromkeys(user_ids)}
+
     async def entries_for_users(
         self, user_ids: Sequence[int], *, now_ms: int
     ) -> dict[int, list[ConnEntry]]:
@@ -258,6 +278,9 @@ class LocalPresenceStore:
 
     async def set_last_seen(self, user_id: int, at_ms: int) -> None:
         self._seen[user_id] = at_ms
+
+    async def set_last_seen_many(self, seen: dict[int, int]) -> None:
+        self._seen.update(seen)
 
     async def push_activity(
         self,

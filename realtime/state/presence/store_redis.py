@@ -20,6 +20,7 @@ from typing import Any, cast
 import orjson
 from redis.asyncio import Redis
 
+from realtime.core.health import redis_guarded
 from realtime.core.redis_client import async_redis, key
 from realtime.state.presence.store import (
     ACTIVITY_KEEP,
@@ -186,6 +187,10 @@ def _put_call(entry: ConnEntry, now_ms: int, ttl_ms: int) -> tuple[list[str], li
     return keys, args
 
 
+# Scripts per pipelined round trip when many entries change at once (graceful shutdown).
+BATCH = 500
+
+
 def _sorted(raw: list[bytes]) -> list[ConnEntry]:
     return sorted(map(entry_from_json, raw), key=lambda e: e.socket_id)
 
@@ -197,11 +202,13 @@ class RedisPresenceStore:
         client: Redis = async_redis()
         return await client.register_script(lua)(keys=keys, args=args)
 
+    @redis_guarded("presence")
     async def put(self, entry: ConnEntry, *, now_ms: int, ttl_ms: int) -> PutResult:
         keys, args = _put_call(entry, now_ms, ttl_ms)
         previous, left = await self._eval(_PUT_LUA, keys, args)
         return PutResult(None if previous is None else entry_from_json(previous), bool(left))
 
+    @redis_guarded("presence")
     async def put_many(self, entries: Sequence[ConnEntry], *, now_ms: int, ttl_ms: int) -> None:
         if not entries:
             return
@@ -213,6 +220,7 @@ class RedisPresenceStore:
                 await script(keys=keys, args=args, client=pipe)
             await pipe.execute()
 
+    @redis_guarded("presence")
     async def remove(
         self, socket_id: str, *, now_ms: int, expired_only: bool = False
     ) -> Removal | None:
@@ -224,16 +232,54 @@ class RedisPresenceStore:
         data, left = result
         return Removal(entry_from_json(data), bool(left))
 
+    @redis_guarded("presence")
+    async def remove_many(self, socket_ids: Sequence[str], *, now_ms: int) -> list[Removal | None]:
+        client: Redis = async_redis()
+        script = client.register_script(_REMOVE_LUA)
+        removals: list[Removal | None] = []
+        for start in range(0, len(socket_ids), BATCH):
+            async with client.pipeline(transaction=False) as pipe:
+                for socket_id in socket_ids[start : start + BATCH]:
+                    keys = [_k("conn", socket_id), _k("conns")]
+                    await script(keys=keys, args=[_k(), socket_id, now_ms, 0], client=pipe)
+                results = await pipe.execute()
+            removals.extend(
+                None if r is None else Removal(entry_from_json(r[0]), bool(r[1])) for r in results
+            )
+        return removals
+
+    @redis_guarded("presence")
     async def expired(self, *, now_ms: int, limit: int = 500) -> list[str]:
         client: Redis = async_redis()
         raw = await client.zrangebyscore(_k("conns"), "-inf", now_ms, start=0, num=limit)
         return [sid.decode() for sid in cast(list[bytes], raw)]
 
+    @redis_guarded("presence")
     async def user_status(self, user_id: int, *, now_ms: int) -> tuple[str, str]:
         keys = [_k("user", user_id), _k("active", user_id), _k("status", user_id)]
         previous, new = await self._eval(_STATUS_LUA, keys, [_k(), now_ms])
         return previous.decode(), new.decode()
 
+    @redis_guarded("presence")
+    async def user_status_many(
+        self, user_ids: Sequence[int], *, now_ms: int
+    ) -> dict[int, tuple[str, str]]:
+        client: Redis = async_redis()
+        script = client.register_script(_STATUS_LUA)
+        statuses: dict[int, tuple[str, str]] = {}
+        unique = list(dict.fromkeys(user_ids))
+        for start in range(0, len(unique), BATCH):
+            chunk = unique[start : start + BATCH]
+            async with client.pipeline(transaction=False) as pipe:
+                for uid in chunk:
+                    keys = [_k("user", uid), _k("active", uid), _k("status", uid)]
+                    await script(keys=keys, args=[_k(), now_ms], client=pipe)
+                results = await pipe.execute()
+            for uid, (previous, new) in zip(chunk, results, strict=True):
+                statuses[uid] = (previous.decode(), new.decode())
+        return statuses
+
+    @redis_guarded("presence")
     async def entries_for_users(
         self, user_ids: Sequence[int], *, now_ms: int
     ) -> dict[int, list[ConnEntry]]:
@@ -244,10 +290,12 @@ class RedisPresenceStore:
         found = await self._eval(_READ_LUA, keys, [_k(), now_ms])
         return {uid: _sorted(raw) for uid, raw in zip(unique, found, strict=True)}
 
+    @redis_guarded("presence")
     async def entries_in_zone(self, zone: str, *, now_ms: int) -> list[ConnEntry]:
         (found,) = await self._eval(_READ_LUA, [_k("zone", zone)], [_k(), now_ms])
         return _sorted(found)
 
+    @redis_guarded("presence")
     async def last_seen(self, user_ids: Sequence[int]) -> dict[int, int]:
         unique = list(dict.fromkeys(user_ids))
         if not unique:
@@ -256,10 +304,22 @@ class RedisPresenceStore:
         values = await client.mget([_k("seen", uid) for uid in unique])
         return {uid: int(v) for uid, v in zip(unique, values, strict=True) if v is not None}
 
+    @redis_guarded("presence")
     async def set_last_seen(self, user_id: int, at_ms: int) -> None:
         client: Redis = async_redis()
         await client.set(_k("seen", user_id), at_ms, ex=LAST_SEEN_TTL_S)
 
+    @redis_guarded("presence")
+    async def set_last_seen_many(self, seen: dict[int, int]) -> None:
+        if not seen:
+            return
+        client: Redis = async_redis()
+        async with client.pipeline(transaction=False) as pipe:
+            for uid, at_ms in seen.items():
+                pipe.set(_k("seen", uid), at_ms, ex=LAST_SEEN_TTL_S)
+            await pipe.execute()
+
+    @redis_guarded("presence")
     async def push_activity(
         self,
         user_id: int,
@@ -276,11 +336,13 @@ class RedisPresenceStore:
             pipe.expire(name, ttl_s)
             await pipe.execute()
 
+    @redis_guarded("presence")
     async def activities(self, user_id: int) -> list[dict[str, Any]]:
         client: Redis = async_redis()
         raw = await cast("Awaitable[list[bytes]]", client.lrange(_k("activity", user_id), 0, -1))
         return [orjson.loads(item) for item in raw]
 
+    @redis_guarded("presence")
     async def count_entries(self, *, now_ms: int) -> int:
         client: Redis = async_redis()
         return int(await client.zcount(_k("conns"), f"({now_ms}", "+inf"))
