@@ -4,8 +4,8 @@ Nothing is written anywhere: frames wait here, in order and bounded in bytes
 (``AETURNIS_OUTBOUND_BUFFER_BYTES``, as for a WebSocket), until the client's next GET takes them
 (``take``). A push wakes a GET that is waiting (``wait``). A close seals the buffer and adds
 Engine.IO's close packet ``1`` after what it still holds (or instead of it, when the session
-dropped its backlog: 4008): over polling a close carries no code, so the reason travels as the
-event before it. Falling behind past the bound is the session's ``on_overflow`` (close 4008),
+dropped its backlog: 4008), in an answer of its own: over polling a close carries no code, so
+the reason travels as the event before it. Falling behind past the bound is the session's ``on_overflow`` (close 4008),
 exactly as on a WebSocket.
 
 On an upgrade to WebSocket the session takes what is still here (``handover``) and writes it
@@ -98,11 +98,20 @@ class PollingOutbound:
             self.on_close()
 
     def take(self, limit: int) -> list[str]:
-        """Up to ``limit`` packets, oldest first, removed from the buffer."""
+        """Up to ``limit`` packets, oldest first, removed from the buffer.
+
+        The close packet goes out alone, in the answer after the packets before it:
+        socket.io-client hands received events to the application a tick later, and an event
+        that arrives together with the close would reach a disconnected socket (it holds such
+        events back until it connects again, so ``system:shutdown`` would come too late).
+        """
         taken: list[str] = []
         frames = self._frames
         while frames and len(taken) < limit:
-            frame = frames.popleft()
+            frame = frames[0]
+            if frame is _CLOSE and taken:
+                break
+            frames.popleft()
             if frame is not _CLOSE:
                 self._bytes -= _size(frame.text)
             taken.append(frame.text)
