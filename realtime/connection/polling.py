@@ -5,8 +5,8 @@ Nothing is written anywhere: frames wait here, in order and bounded in bytes
 (``take``). A push wakes a GET that is waiting (``wait``). A close seals the buffer and adds
 Engine.IO's close packet ``1`` after what it still holds (or instead of it, when the session
 dropped its backlog: 4008), in an answer of its own: over polling a close carries no code, so
-the reason travels as the event before it. Falling behind past the bound is the session's ``on_overflow`` (close 4008),
-exactly as on a WebSocket.
+the reason travels as the event before it. Falling behind past the bound is the session's
+``on_overflow`` (close 4008), exactly as on a WebSocket.
 
 On an upgrade to WebSocket the session takes what is still here (``handover``) and writes it
 to the new socket first.

@@ -248,9 +248,8 @@ async def test_binary_attachments_over_websocket_are_validated_like_any_payload(
     assert answer.startswith("435["), answer
     error = json.loads(answer[3:])[0]["error"]
     assert error["code"] == "INVALID_PAYLOAD"
-    assert error["fields"]["message"] == error["fields"]["channel"] == (
-        "Binary data is not accepted here"
-    )
+    refused = "Binary data is not accepted here"
+    assert error["fields"]["message"] == error["fields"]["channel"] == refused
     await comm.send_to(text_data='421["ping",{}]')
     assert (await comm.receive_from(timeout=WS_TIMEOUT)).startswith("431[")
     await comm.disconnect()
