@@ -529,3 +529,28 @@ async def test_a_binary_post_body_uses_base64_like_the_clients() -> None:
     assert payload('451-["a",{"_placeholder":true,"num":0}]', b"\x01\x02\x03\x04") == (
         b'451-["a",{"_placeholder":true,"num":0}]\x1ebAQIDBA=='
     )
+
+
+async def test_an_event_that_takes_binary_data_gets_the_bytes(
+    make_user: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pydantic import TypeAdapter
+
+    from realtime.handlers import dispatch
+    from realtime.handlers.reply import Reply
+
+    async def upload(session: Any, payload: dict[str, bytes]) -> Reply:
+        return Reply("test:uploaded", {"sizes": {k: len(v) for k, v in payload.items()}})
+
+    route = dispatch.Route(TypeAdapter(dict[str, bytes]), upload, None, binary=True)
+    monkeypatch.setitem(dispatch.ROUTES, "test:upload", route)
+    user = await a_user(make_user)
+    poller = Poller()
+    await poller.connect(user)
+    await poller.post_ok(
+        '452-9["test:upload",{"a":{"_placeholder":true,"num":0},"b":{"_placeholder":true,"num":1}}]',
+        b"\x00\x01\x02",
+        b"",
+    )
+    (acked,) = await poller.receive(1)
+    assert json.loads(acked[3:]) == [{"ok": True, "sizes": {"a": 3, "b": 0}}]
