@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from typing import Any
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "aeturnis.settings")
 
@@ -16,6 +17,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from aeturnis.proxy import ForwardedProto  # noqa: E402
 from realtime.transport.daphne import patch_daphne  # noqa: E402
+from realtime.transport.engineio_http import EngineIOHttp  # noqa: E402
 from realtime.transport.http_limits import RequestBodyLimit  # noqa: E402
 from realtime.transport.routing import websocket_urlpatterns  # noqa: E402
 
@@ -30,12 +32,30 @@ warnings.filterwarnings(
     module=r"django\.core\.handlers\.asgi",
 )
 
+SOCKETIO_PATH = "/socket.io/"
+engineio_http = EngineIOHttp()
+django_http = RequestBodyLimit(django_asgi_app)
+
+
+async def http_application(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """Engine.IO long-polling under /socket.io/, everything else Django.
+
+    /socket.io/ never reaches Django: no view, no middleware, no CSRF check. CSRF does not apply
+    there: nothing on that path authenticates by cookie (the token travels in the Socket.IO
+    CONNECT packet, a header or the query, and the secret sid authorises each request).
+    """
+    if str(scope.get("path", "")).startswith(SOCKETIO_PATH):
+        await engineio_http(scope, receive, send)
+    else:
+        await django_http(scope, receive, send)
+
+
 # Static files are served by WhiteNoise (a Django middleware) in every mode. The scheme a
 # TLS-terminating proxy reports is believed only from TRUSTED_PROXIES (aeturnis/proxy.py).
 application = ForwardedProto(
     ProtocolTypeRouter(
         {
-            "http": RequestBodyLimit(django_asgi_app),
+            "http": http_application,
             "websocket": URLRouter(websocket_urlpatterns),
         }
     )

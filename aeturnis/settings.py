@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import secrets
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -335,6 +337,17 @@ AETURNIS_MAX_REQUEST_BYTES = env_int("AETURNIS_MAX_REQUEST_BYTES", 1024 * 1024)
 # Engine.IO heartbeat of the Socket.IO endpoint (PROTOCOL.md §1.2); tests shorten them.
 AETURNIS_SIO_PING_INTERVAL_MS = env_int("AETURNIS_SIO_PING_INTERVAL_MS", 25000)
 AETURNIS_SIO_PING_TIMEOUT_MS = env_int("AETURNIS_SIO_PING_TIMEOUT_MS", 60000)
+# Engine.IO's maxPayload: the largest Socket.IO WebSocket message (larger: close 1009) and the
+# largest long-polling POST body; advertised in the open packet.
+AETURNIS_SIO_MAX_PAYLOAD_BYTES = env_int("AETURNIS_SIO_MAX_PAYLOAD_BYTES", AETURNIS_MAX_FRAME_BYTES)
+# This process's id, the prefix of the Engine.IO sids it issues (`<node id>.<secret>`): nginx
+# routes Socket.IO long-polling to the process that holds the session by it. Unset: a random
+# id per process (fine for one process, or behind a balancer sticky by other means).
+AETURNIS_NODE_ID = env_str("AETURNIS_NODE_ID", "") or f"p{secrets.token_hex(4)}"
+if not re.fullmatch(r"[A-Za-z0-9_-]{1,32}", AETURNIS_NODE_ID):
+    raise ImproperlyConfigured(
+        "AETURNIS_NODE_ID must be 1-32 letters, digits, '-' or '_' (it prefixes Engine.IO sids)"
+    )
 
 try:
     AETURNIS_RATE_LIMITS: dict[str, str] = json.loads(

@@ -12,7 +12,6 @@ from realtime.ops import api
 from realtime.ops.auth_views import LogoutView
 from realtime.ops.health import healthz, readyz
 from realtime.ops.metrics import metrics_view
-from realtime.transport.engineio_http import engineio_http
 
 REALTIME_API = "api/realtime/"
 
@@ -46,7 +45,6 @@ urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("readyz", readyz, name="readyz"),
     path("metrics", metrics_view, name="metrics"),
-    path("socket.io/", engineio_http, name="engineio-http"),
     *realtime_api("stats", api.StatsView.as_view(), "realtime-stats"),
     *realtime_api("announcement", api.AnnouncementView.as_view(), "realtime-announce"),
     *realtime_api("notify", api.NotifyView.as_view(), "realtime-notify"),

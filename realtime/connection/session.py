@@ -11,6 +11,7 @@ import asyncio
 import logging
 import time
 import uuid
+from collections.abc import Iterable
 from typing import Any
 
 from django.conf import settings
@@ -26,6 +27,7 @@ from realtime.connection.outbound import (
     Send,
     SocketOutbound,
 )
+from realtime.connection.polling import PollingOutbound
 from realtime.core import logs, metrics
 from realtime.core.clock import now_ms
 from realtime.core.constants import RAW_SOCKET, CloseCode, CloseReason
@@ -128,6 +130,22 @@ class Session:
             on_overflow=self._overflowed,
             on_error=self._send_failed,
         )
+
+    def use_polling(self) -> PollingOutbound:
+        """Hold frames for HTTP long-polling from now on (Engine.IO's first transport)."""
+        outbound = PollingOutbound(
+            limit_bytes=settings.AETURNIS_OUTBOUND_BUFFER_BYTES, on_overflow=self._overflowed
+        )
+        self.outbound = outbound
+        return outbound
+
+    def use_socket(self, scope: Scope, send: Send, pending: Iterable[Frame] = ()) -> None:
+        """Send over this WebSocket from now on (Engine.IO's upgrade), ``pending`` (what the
+        previous outbound still held) first, in order. Rooms, acks and the bound carry on."""
+        self._asgi_send = send
+        self.outbound = self._make_outbound(scope, send)
+        for frame in pending:
+            self.outbound.push(frame)
 
     def send_text(self, text: str) -> None:
         self.outbound.push(Frame(text))

@@ -31,6 +31,9 @@ _fields: ContextVar[dict[str, object] | None] = ContextVar("aeturnis_log_fields"
 _SECRETS: tuple[tuple[re.Pattern[str], str], ...] = (
     # ?token=..., &access_token=... in paths and query strings
     (re.compile(r"(?i)(\w*token=)[^&\s\"'<>;,]+"), rf"\g<1>{REDACTED}"),
+    # ?sid=<node>.<secret>: an Engine.IO sid authorises the requests of its session (the node
+    # id, which only says which process holds it, is kept)
+    (re.compile(r"([?&]sid=(?:[\w-]+\.)?)[^&\s\"'<>;,]+"), rf"\g<1>{REDACTED}"),
     # "Authorization: Bearer <token>" and the "bearer.<token>" subprotocol
     (re.compile(r"(?i)(\bbearer[ .]\s*)[\w.~+/=-]+"), rf"\g<1>{REDACTED}"),
     # "token": "...", 'refresh': '...', password='...' in payloads and reprs

@@ -37,6 +37,9 @@ class Route:
     handler: Handler
     # Rate-limit bucket (PROTOCOL.md §6); None for events without a limit.
     bucket: str | None
+    # Whether the payload may hold binary values (Socket.IO attachments). No event takes any
+    # today: binary data is refused as INVALID_PAYLOAD naming its fields.
+    binary: bool = False
 
 
 ROUTES: dict[str, Route] = {
@@ -75,6 +78,8 @@ ROUTES: dict[str, Route] = {
 MESSAGES_IN_BY_EVENT = metrics.event_counter(metrics.MESSAGES_IN, ROUTES)
 RATE_LIMITED_BY_EVENT = metrics.event_counter(metrics.RATE_LIMITED, ROUTES)
 
+BINARY_REFUSED = "Binary data is not accepted here"
+
 # Events too frequent to be worth a place in a user's last 100 activities.
 NOT_RECORDED = frozenset({"ping", "character:move", "chat:typing"})
 
@@ -108,9 +113,15 @@ async def dispatch(session: Session, inbound: Inbound) -> None:
             },
         )
         return
+    fields: dict[str, str] = {}
     try:
         payload = route.payload.validate_python(inbound.data)
     except ValidationError as exc:
+        fields = validation_fields(exc)
+    if inbound.binary and not route.binary:
+        # Checked apart from the models: pydantic would turn bytes into a str field's text.
+        fields.update(dict.fromkeys(inbound.binary, BINARY_REFUSED))
+    if fields:
         session.reply_error(
             inbound,
             "error",
@@ -118,7 +129,7 @@ async def dispatch(session: Session, inbound: Inbound) -> None:
                 "code": ErrorCode.INVALID_PAYLOAD,
                 "message": f"Invalid payload for '{inbound.event}'",
                 "event": inbound.event,
-                "fields": validation_fields(exc),
+                "fields": fields,
             },
         )
         return

@@ -14,11 +14,17 @@ import orjson
 
 @dataclass(frozen=True, slots=True)
 class Inbound:
-    """One client request: event name, payload and optional ack id."""
+    """One client request: event name, payload and optional ack id.
+
+    ``binary`` names the fields of ``data`` that hold binary values (Socket.IO attachments),
+    as validation errors name fields (``"message"``, ``"items.0"``; ``"data"`` for the whole
+    payload); empty for every text payload.
+    """
 
     event: str
     data: Any
     ack: int | None
+    binary: tuple[str, ...] = ()
 
 
 class FrameError(Exception):

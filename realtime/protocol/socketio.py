@@ -1,14 +1,14 @@
-"""Socket.IO transport codec (PROTOCOL.md §1.2): Engine.IO v4 framing carrying Socket.IO v5.
+"""Socket.IO transport codec (PROTOCOL.md §1.2): Socket.IO v5 inside Engine.IO v4 messages.
 
-Engine.IO protocol 4 is the transport layer: every WebSocket text frame is one packet, a type
-character (``0`` open … ``6`` noop) followed by its payload. Socket.IO protocol 5 rides inside
-Engine.IO ``message`` packets (``4``) with the encoding
+Socket.IO protocol 5 rides inside Engine.IO ``message`` packets (``4``, see
+``realtime.protocol.engineio``) with the encoding
 ``<type>[<attachments>-][<namespace>,][<ack id>][<JSON payload>]``, so a client event is
-``42["chat:message",{...}]`` and its acknowledgement ``43<id>[{...}]``.
+``42["chat:message",{...}]`` and its acknowledgement ``43<id>[{...}]``. A binary packet
+(``5``/``6``) names its attachments with placeholders ``{"_placeholder":true,"num":i}``; the
+``n`` binary messages that follow it replace them (``attach_binary``).
 
 This module is pure: it parses and builds packet strings and raises ``FrameError`` for anything
-malformed. Only text packets on the default namespace ``/`` are served; binary attachments are
-refused. Outbound frames splice event data that was JSON-encoded once (``encode_data``).
+malformed. Outbound frames splice event data that was JSON-encoded once (``encode_data``).
 """
 
 from __future__ import annotations
@@ -19,21 +19,11 @@ from typing import Any
 import orjson
 
 from realtime.protocol.base import FrameError, Inbound, dumps_str
+from realtime.protocol.engineio import EIO_MESSAGE, decode_engine
 
-# Engine.IO v4 packet type characters
-EIO_OPEN, EIO_CLOSE, EIO_PING, EIO_PONG, EIO_MESSAGE, EIO_UPGRADE, EIO_NOOP = (
-    "0",
-    "1",
-    "2",
-    "3",
-    "4",
-    "5",
-    "6",
-)
 # Socket.IO v5 packet types
 CONNECT, DISCONNECT, EVENT, ACK, CONNECT_ERROR, BINARY_EVENT, BINARY_ACK = range(7)
 
-_EIO_TYPES = frozenset("0123456")
 _SIO_TYPES = {str(code): code for code in range(7)}
 _BINARY_TYPES = frozenset({BINARY_EVENT, BINARY_ACK})
 _EVENT_TYPES = frozenset({EVENT, BINARY_EVENT})
@@ -54,19 +44,6 @@ class SioPacket:
     data: Any = None  # decoded JSON payload (None when absent)
     id: int | None = None  # ack id (may be 0: socket.io-client numbers acks from 0)
     attachments: int = 0  # binary packets only
-
-
-def decode_engine(text: str) -> tuple[str, str]:
-    """Split an Engine.IO text packet into (type char, payload).
-
-    Raises FrameError for an empty or unknown type.
-    """
-    if not text:
-        raise FrameError("Empty Engine.IO packet")
-    kind = text[0]
-    if kind not in _EIO_TYPES:
-        raise FrameError(f"Unknown Engine.IO packet type {kind!r}")
-    return kind, text[1:]
 
 
 def _digits_at(text: str, start: int) -> int:
@@ -92,11 +69,13 @@ def _read_attachments(payload: str, pos: int) -> tuple[int, int]:
 
 
 def _read_namespace(payload: str, pos: int) -> tuple[str, int]:
+    """A namespace runs from ``/`` to the first ``,`` or to the end of the packet (``40/ns``
+    and ``40/ns,`` are the same CONNECT, as in the reference parser)."""
     if pos >= len(payload) or payload[pos] != "/":
         return _DEFAULT_NAMESPACE, pos
     comma = payload.find(",", pos)
     if comma < 0:
-        raise FrameError("Namespace must be followed by ','")
+        return payload[pos:], len(payload)
     return payload[pos:comma], comma + 1
 
 
@@ -166,6 +145,57 @@ def decode_socketio(payload: str) -> SioPacket:
     return SioPacket(kind, namespace, data, ack_id, attachments)
 
 
+# At most this many attachments per binary packet (socket.io-parser's own cap).
+MAX_ATTACHMENTS = 10
+# Where a binary value sits in a packet's data: keys and indexes from the top.
+BinaryPath = tuple[str | int, ...]
+
+
+def attach_binary(data: Any, attachments: list[bytes]) -> tuple[Any, list[BinaryPath]]:
+    """Replace the placeholders in a binary packet's ``data`` by its ``attachments``.
+
+    Returns the data (lists and objects are changed in place) and where each binary value now
+    sits. Raises ``FrameError`` for a placeholder whose ``num`` is not an integer index of an
+    attachment, and for an attachment that no placeholder names. The walk is iterative: data
+    may be nested as deep as the JSON decoder allows.
+    """
+    used = [False] * len(attachments)
+    paths: list[BinaryPath] = []
+
+    def resolve(placeholder: dict[str, Any], path: BinaryPath) -> bytes:
+        num = placeholder.get("num")
+        if type(num) is not int or not 0 <= num < len(attachments):
+            raise FrameError(f"Placeholder 'num' must name one of {len(attachments)} attachments")
+        used[num] = True
+        paths.append(path)
+        return attachments[num]
+
+    if _is_placeholder(data):
+        data = resolve(data, ())
+    stack: list[tuple[Any, BinaryPath]] = [(data, ())]
+    while stack:
+        node, path = stack.pop()
+        items = (
+            enumerate(node)
+            if isinstance(node, list)
+            else node.items()
+            if isinstance(node, dict)
+            else ()
+        )
+        for key, value in items:
+            if _is_placeholder(value):
+                node[key] = resolve(value, (*path, key))
+            elif isinstance(value, list | dict):
+                stack.append((value, (*path, key)))
+    if not all(used):
+        raise FrameError(f"Attachment {used.index(False)} is not referenced by a placeholder")
+    return data, paths
+
+
+def _is_placeholder(value: Any) -> bool:
+    return isinstance(value, dict) and value.get("_placeholder") is True
+
+
 def encode_socketio(packet: SioPacket) -> str:
     """The inverse of ``decode_socketio`` (without the Engine.IO '4' prefix).
 
@@ -194,18 +224,6 @@ def encode_socketio(packet: SioPacket) -> str:
     if packet.data is not None:
         parts.append(dumps_str(packet.data))
     return "".join(parts)
-
-
-def open_packet(sid: str, *, ping_interval_ms: int, ping_timeout_ms: int, max_payload: int) -> str:
-    """The Engine.IO handshake: ``0{"sid":...,"upgrades":[],"pingInterval":...,...}``."""
-    handshake = {
-        "sid": sid,
-        "upgrades": [],
-        "pingInterval": ping_interval_ms,
-        "pingTimeout": ping_timeout_ms,
-        "maxPayload": max_payload,
-    }
-    return EIO_OPEN + dumps_str(handshake)
 
 
 def connect_packet(sid: str, namespace: str = "/") -> str:

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
-from realtime.handlers.features import install
+from realtime.handlers import features
 from realtime.runtime import lookup
 from realtime.runtime.runtime import Runtime
+from realtime.transport import polling
+
+
+def install(runtime: Runtime) -> None:
+    """The per-process parts of the handlers and of the transports (Engine.IO's polling
+    sessions), added once before the runtime starts."""
+    features.install(runtime)
+    polling.install(runtime)
 
 
 async def app_runtime() -> Runtime:
-    """The running loop's runtime (built, given the handlers' features and started once)."""
+    """The running loop's runtime (built, given its features and started once)."""
     return await lookup.get_runtime(install)

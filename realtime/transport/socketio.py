@@ -1,9 +1,14 @@
-"""The Socket.IO v4 transport at ``/socket.io/`` (PROTOCOL.md §1.2): a thin consumer.
+"""The Socket.IO v4 transport at ``/socket.io/`` over WebSocket (PROTOCOL.md §1.2): a thin
+consumer.
 
-It speaks Engine.IO 4 over WebSocket only (no polling, no upgrades): the open packet,
-server-driven pings with a disconnect when a pong is late, and Socket.IO 5 packets on the
-default namespace. Events and acks go to the same dispatch table as the native transport;
-the Socket.IO codec frames what the shared session sends.
+A WebSocket without a ``sid`` starts an Engine.IO session of its own: the open packet (no
+upgrades), then every frame goes to its ``SioConnection``. A WebSocket that names the ``sid`` of
+a long-polling session of this process is an upgrade (anything else naming a sid is refused
+before accept): it answers the probe ``2probe`` with ``3probe`` and nothing else, and on ``5``
+takes the session over — the same ``Session`` with its rooms, acks in flight and queued
+frames, which the polling buffer hands over first, in order. Polling requests for that sid are
+refused from then on. A probe that sends anything else, or no ``5`` within
+``UPGRADE_TIMEOUT_S``, is closed and polling goes on.
 """
 
 from __future__ import annotations
@@ -17,57 +22,42 @@ from channels.consumer import AsyncConsumer
 from channels.exceptions import StopConsumer
 from django.conf import settings
 
-from realtime.auth.sources import origin_allowed, selected_subprotocol, token_from_handshake
-from realtime.auth.tokens import AuthError
+from realtime.auth.sources import origin_allowed, selected_subprotocol
 from realtime.connection.session import Session
-from realtime.core import logs, metrics
+from realtime.core import logs
 from realtime.core.constants import CloseCode, CloseReason
-from realtime.core.errors import ErrorCode
-from realtime.handlers.dispatch import dispatch
-from realtime.handlers.lifecycle import close_session, open_session
-from realtime.protocol.base import FrameError, Inbound
-from realtime.protocol.socketio import (
-    BINARY_ACK,
-    BINARY_EVENT,
-    CONNECT,
-    DISCONNECT,
-    EIO_CLOSE,
-    EIO_MESSAGE,
-    EIO_PING,
-    EIO_PONG,
-    EVENT,
-    SOCKETIO,
-    SioPacket,
-    connect_error_packet,
-    connect_packet,
-    decode_engine,
-    decode_socketio,
-    open_packet,
-)
+from realtime.protocol.engineio import EIO_PING, EIO_PONG, EIO_UPGRADE, PROBE, open_packet
+from realtime.protocol.socketio import SOCKETIO
+from realtime.runtime.runtime import Runtime
 from realtime.transport.app import app_runtime
 from realtime.transport.native import NO_LAYER, frame_size
+from realtime.transport.polling import PollingSession, PollingSessions, new_sid
+from realtime.transport.sio_connection import SioConnection
 
 logger = logging.getLogger(__name__)
 
-# Refusals after which the connection is closed at once; after the others the client may send
-# CONNECT again (with another token) until the handshake timer runs out.
-FINAL_REFUSALS = frozenset(
-    {ErrorCode.USER_BANNED, ErrorCode.AUTH_RATE_LIMITED, ErrorCode.CONNECTION_RATE_LIMITED}
-)
+# A WebSocket that answered the probe must switch (``5``) within this time (Engine.IO's
+# upgradeTimeout).
+UPGRADE_TIMEOUT_S = 10.0
 
 
-def handshake_query_ok(scope: dict[str, Any]) -> bool:
-    query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
-    return query.get("EIO") == ["4"] and query.get("transport", ["websocket"]) == ["websocket"]
+def handshake_query(scope: dict[str, Any]) -> dict[str, str] | None:
+    """The query of an acceptable Engine.IO WebSocket request, or None."""
+    raw = bytes(scope.get("query_string") or b"").decode("latin-1")
+    query = {key: values[0] for key, values in parse_qs(raw).items()}
+    if query.get("EIO") != "4" or query.get("transport", "websocket") != "websocket":
+        return None
+    return query
 
 
 class SocketIOConsumer(AsyncConsumer):  # type: ignore[misc]
     channel_layer_alias = NO_LAYER
 
-    session: Session | None = None
-    connected = False
-    _handshake_timer: asyncio.TimerHandle | None = None
-    _pinger: asyncio.Task[None] | None = None
+    # The Engine.IO session this socket carries (its own, or a polling one it took over).
+    connection: SioConnection | None = None
+    # The polling session this socket is upgrading (or has upgraded).
+    polling: PollingSession | None = None
+    _upgrade_timer: asyncio.TimerHandle | None = None
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         handler = getattr(self, message["type"].replace(".", "_"), None)
@@ -77,163 +67,113 @@ class SocketIOConsumer(AsyncConsumer):  # type: ignore[misc]
     # --- handshake ------------------------------------------------------------------------
 
     async def websocket_connect(self, message: dict[str, Any]) -> None:
-        if not handshake_query_ok(self.scope) or not origin_allowed(self.scope):
+        query = handshake_query(self.scope)
+        if query is None or not origin_allowed(self.scope):
             await self.send({"type": "websocket.close"})  # an HTTP 403 before accept
             return
         runtime = await app_runtime()
+        if "sid" in query:
+            await self._probe(runtime, query["sid"])
+            return
         if runtime.shutting_down:
             # Arrived after SIGTERM: refusing the handshake is a transport error to
             # socket.io-client, which then goes on reconnecting until a live process answers.
             await self.send({"type": "websocket.close"})
             return
-        session = self.session = Session(
-            scope=self.scope, codec=SOCKETIO, send=self.send, runtime=runtime
-        )
+        session = Session(scope=self.scope, codec=SOCKETIO, send=self.send, runtime=runtime)
+        connection = self.connection = SioConnection(session, new_sid())
         logs.bind(socket_id=session.socket_id)
         await self.send(
             {"type": "websocket.accept", "subprotocol": selected_subprotocol(self.scope)}
         )
         session.send_text(
             open_packet(
-                session.socket_id,
+                connection.sid,
                 ping_interval_ms=settings.AETURNIS_SIO_PING_INTERVAL_MS,
                 ping_timeout_ms=settings.AETURNIS_SIO_PING_TIMEOUT_MS,
-                max_payload=settings.AETURNIS_MAX_FRAME_BYTES,
+                max_payload=settings.AETURNIS_SIO_MAX_PAYLOAD_BYTES,
             )
         )
-        self._arm_handshake_timer()
-        self._pong = asyncio.Event()
-        self._pinger = asyncio.get_running_loop().create_task(self._ping_loop(session))
+        connection.start()
 
-    def _arm_handshake_timer(self) -> None:
-        if self._handshake_timer is not None:
-            self._handshake_timer.cancel()
-        self._handshake_timer = asyncio.get_running_loop().call_later(
-            settings.AETURNIS_AUTH_FRAME_TIMEOUT_S, self._handshake_expired
+    # --- upgrade from long-polling ----------------------------------------------------------
+
+    async def _probe(self, runtime: Runtime, sid: str) -> None:
+        polling = runtime.get(PollingSessions).find(sid)
+        if polling is None or polling.probing or polling.upgraded or polling.ended:
+            # An unknown sid (or another process's), or a second WebSocket for one session.
+            await self.send({"type": "websocket.close"})
+            return
+        polling.probing = True
+        self.polling = polling
+        polling.bind_logs()
+        await self.send(
+            {"type": "websocket.accept", "subprotocol": selected_subprotocol(self.scope)}
+        )
+        self._upgrade_timer = asyncio.get_running_loop().call_later(
+            UPGRADE_TIMEOUT_S, self._upgrade_expired
         )
 
-    def _handshake_expired(self) -> None:
-        session = self.session
-        if session is not None and not self.connected and not session.closed:
-            session.close(CloseCode.UNAUTHENTICATED, ErrorCode.AUTH_REQUIRED.value, farewell=False)
+    async def _probe_frame(self, polling: PollingSession, text: str | None) -> None:
+        if text == EIO_PING + PROBE and not polling.upgrading and not polling.ended:
+            await self.send({"type": "websocket.send", "text": EIO_PONG + PROBE})
+            polling.begin_upgrade()
+        elif text == EIO_UPGRADE and not polling.ended:
+            self._take_over(polling)
+        else:  # anything else before the switch: this socket is given up, polling goes on
+            await self._give_up_probe()
 
-    async def _connect(self, session: Session, packet: SioPacket) -> None:
-        if packet.namespace != "/":
-            session.send_text(connect_error_packet("Invalid namespace", None, packet.namespace))
-            return
-        if self.connected:
-            session.send_text(connect_packet(session.socket_id))
-            return
-        auth = packet.data if isinstance(packet.data, dict) else {}
-        token = auth.get("token") if isinstance(auth.get("token"), str) else None
-        try:
-            await session.check_connect()
-            await session.admit(token or token_from_handshake(self.scope))
-        except AuthError as exc:
-            self._refuse(session, exc.code)
-            return
-        self.connected = True
-        if self._handshake_timer is not None:
-            self._handshake_timer.cancel()
-        session.send_text(connect_packet(session.socket_id))
-        await open_session(session)
+    def _take_over(self, polling: PollingSession) -> None:
+        """``5``: from now on this socket carries the session; what waited for a GET first."""
+        if self._upgrade_timer is not None:
+            self._upgrade_timer.cancel()
+        outbound = polling.outbound
+        code, reason = outbound.close_code, outbound.close_reason
+        polling.upgraded = True
+        session = polling.connection.session
+        session.use_socket(self.scope, self.send, outbound.handover())
+        if code is not None:  # it was closed meanwhile: the close goes out here, with its code
+            session.outbound.close(code, reason)
+        self.connection = polling.connection
 
-    def _refuse(self, session: Session, code: ErrorCode) -> None:
-        message, close_code = session.refuse_frames(code)
-        session.send_text(connect_error_packet(message, code.value))
-        if code in FINAL_REFUSALS:
-            session.close(close_code, code.value, farewell=False)
-        else:
-            self._arm_handshake_timer()
+    def _upgrade_expired(self) -> None:
+        self._upgrade_timer = None
+        if self.connection is None:
+            asyncio.get_running_loop().create_task(self._give_up_probe())
 
-    # --- Engine.IO heartbeat --------------------------------------------------------------
-
-    async def _ping_loop(self, session: Session) -> None:
-        """As Engine.IO servers do: ping, wait up to pingTimeout for the pong, then wait
-        pingInterval before the next ping. A missing pong ends the connection."""
-        interval = settings.AETURNIS_SIO_PING_INTERVAL_MS / 1000
-        timeout = settings.AETURNIS_SIO_PING_TIMEOUT_MS / 1000
-        while not session.closed:
-            await asyncio.sleep(interval)
-            if session.closed:
-                return
-            self._pong.clear()
-            session.send_text(EIO_PING)
-            try:
-                await asyncio.wait_for(self._pong.wait(), timeout)
-            except TimeoutError:
-                logger.info("socket.io client %s missed its pong", session.socket_id)
-                session.close(CloseCode.NORMAL, "PING_TIMEOUT", farewell=False)
-                return
+    async def _give_up_probe(self) -> None:
+        if self.polling is not None and self.connection is None:
+            self.polling.abort_upgrade()
+        await self.send({"type": "websocket.close", "code": int(CloseCode.NORMAL)})
 
     # --- frames ---------------------------------------------------------------------------
 
     async def websocket_receive(self, message: dict[str, Any]) -> None:
-        session = self.session
-        if session is None or session.closed:
+        connection = self.connection
+        if connection is None:
+            if self.polling is not None:
+                await self._probe_frame(self.polling, message.get("text"))
             return
-        if frame_size(message) > settings.AETURNIS_MAX_FRAME_BYTES:
+        session = connection.session
+        if session.closed:
+            return
+        if frame_size(message) > settings.AETURNIS_SIO_MAX_PAYLOAD_BYTES:
             session.close(CloseCode.MESSAGE_TOO_BIG, CloseReason.MESSAGE_TOO_BIG, farewell=False)
             return
         text = message.get("text")
-        if text is None:
-            self._bad_frame(session, "Binary packets are not supported")
-            return
-        try:
-            kind, payload = decode_engine(text)
-            if kind == EIO_PONG:
-                self._pong.set()
-                return
-            if kind == EIO_CLOSE:
-                session.close(CloseCode.NORMAL, "CLIENT_CLOSE", farewell=False)
-                return
-            if kind != EIO_MESSAGE:
-                return  # noop, upgrade probes: nothing to do over a plain WebSocket
-            packet = decode_socketio(payload)
-        except FrameError as exc:
-            self._bad_frame(session, exc.message)
-            return
-        await self._packet(session, packet)
-
-    async def _packet(self, session: Session, packet: SioPacket) -> None:
-        if packet.type == CONNECT:
-            await self._connect(session, packet)
-        elif packet.type == DISCONNECT:
-            session.close(CloseCode.NORMAL, "CLIENT_DISCONNECT", farewell=False)
-        elif packet.type in (BINARY_EVENT, BINARY_ACK):
-            self._bad_frame(session, "Binary packets are not supported", packet.id)
-        elif packet.type == EVENT and packet.namespace == "/" and self.connected:
-            await self._event(session, packet)
-        elif packet.type == EVENT and self.connected:
-            self._bad_frame(session, f"Unknown namespace '{packet.namespace[:50]}'", packet.id)
-        # An ACK from the client answers nothing (the server asks for none); events before the
-        # handshake are ignored, as Socket.IO servers do.
-
-    async def _event(self, session: Session, packet: SioPacket) -> None:
-        args = packet.data if isinstance(packet.data, list) else []
-        if len(args) > 2:
-            self._bad_frame(session, "Only one argument is supported per event", packet.id)
-            return
-        inbound = Inbound(event=str(args[0]), data=args[1] if len(args) == 2 else {}, ack=packet.id)
-        if inbound.event != "ping":
-            await session.touch()
-        await dispatch(session, inbound)
-
-    def _bad_frame(self, session: Session, message: str, ack: int | None = None) -> None:
-        if not self.connected:
-            return
-        body = {"code": ErrorCode.BAD_FRAME, "message": message}
-        metrics.count_error(ErrorCode.BAD_FRAME)
-        if ack is not None:
-            session.send_ack(ack, {"ok": False, "error": body})
+        if text is not None:
+            await connection.receive_text(text)
         else:
-            session.send_event("error", body)
+            await connection.receive_binary(bytes(message.get("bytes") or b""))
 
     async def websocket_disconnect(self, message: dict[str, Any]) -> None:
-        if self._handshake_timer is not None:
-            self._handshake_timer.cancel()
-        if self._pinger is not None:
-            self._pinger.cancel()
-        if self.session is not None:
-            await close_session(self.session)
+        if self._upgrade_timer is not None:
+            self._upgrade_timer.cancel()
+        if self.polling is not None:
+            if self.connection is not None:
+                await self.polling.end()
+            else:
+                self.polling.abort_upgrade()
+        elif self.connection is not None:
+            await self.connection.end()
         raise StopConsumer()

@@ -60,16 +60,12 @@ TRANSPORTS = {
     "socketio-websocket": "transport=socketio&sio=websocket",
     "socketio": "transport=socketio",
 }
-POLLING_MISSING = (
-    "socket.io-client's default options start with HTTP long-polling, which the server does not "
-    "serve yet (issue #15); the websocket-only variant runs meanwhile"
-)
 
 
 def transport_params(*names: str) -> list[Any]:
-    """``pytest.param``s for ``names``; the default-options Socket.IO variant is skipped."""
-    marks = {"socketio": [pytest.mark.skip(reason=POLLING_MISSING)]}
-    return [pytest.param(name, id=name, marks=marks.get(name, [])) for name in names]
+    """``pytest.param``s for ``names`` (``socketio`` is socket.io-client's default options:
+    long-polling, then the upgrade to WebSocket)."""
+    return [pytest.param(name, id=name) for name in names]
 
 
 @pytest.fixture

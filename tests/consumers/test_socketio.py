@@ -13,6 +13,7 @@ from django.test import override_settings
 from realtime.fanout import rooms
 from realtime.transport.app import app_runtime
 from tests.conftest import WS_TIMEOUT, access_for, connect
+from tests.consumers.polling import http
 from tests.consumers.world import Player, next_event, play, seed_world
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -139,7 +140,7 @@ async def test_other_namespaces_are_refused_cleanly(make_user: Any) -> None:
         '42["only-args-but-no-name"',
         "42[1,2]",
         "9",
-        '451-["x",{"_placeholder":true,"num":0}]',
+        '451-["x",{"_placeholder":true,"num":7}]',
     ],
 )
 async def test_malformed_and_binary_packets_are_answered_and_the_socket_survives(
@@ -148,9 +149,11 @@ async def test_malformed_and_binary_packets_are_answered_and_the_socket_survives
     user = await database_sync_to_async(make_user)()
     comm = await sio_connected(user)
     await comm.send_to(text_data=frame)
+    if frame.startswith("45"):
+        await comm.send_to(bytes_data=b"\x01")  # its attachment
     name, error, _ = event_of(await comm.receive_from(timeout=WS_TIMEOUT))
     assert name == "error" and error["code"] == "BAD_FRAME" and error["message"]
-    await comm.send_to(bytes_data=b"\x04binary")
+    await comm.send_to(bytes_data=b"\x04binary")  # no binary packet announced it
     name, error, _ = event_of(await comm.receive_from(timeout=WS_TIMEOUT))
     assert error["code"] == "BAD_FRAME"
     await comm.send_to(text_data='421["ping",{}]')
@@ -230,18 +233,61 @@ async def test_shutdown_closes_1012_without_a_disconnect_packet(make_user: Any) 
     assert closed["type"] == "websocket.close" and closed["code"] == 1012  # so clients reconnect
 
 
+async def test_binary_attachments_over_websocket_are_validated_like_any_payload(
+    make_user: Any,
+) -> None:
+    user = await database_sync_to_async(make_user)()
+    comm = await sio_connected(user)
+    await comm.send_to(
+        text_data='452-5["chat:message",{"channel":{"_placeholder":true,"num":1},'
+        '"message":{"_placeholder":true,"num":0}}]'
+    )
+    await comm.send_to(bytes_data=b"\x01\x02")
+    await comm.send_to(text_data="bAwQ=")  # a base64 attachment (forceBase64 clients)
+    answer = await comm.receive_from(timeout=WS_TIMEOUT)
+    assert answer.startswith("435["), answer
+    error = json.loads(answer[3:])[0]["error"]
+    assert error["code"] == "INVALID_PAYLOAD"
+    refused = "Binary data is not accepted here"
+    assert error["fields"]["message"] == error["fields"]["channel"] == refused
+    await comm.send_to(text_data='421["ping",{}]')
+    assert (await comm.receive_from(timeout=WS_TIMEOUT)).startswith("431[")
+    await comm.disconnect()
+
+
+async def test_the_engine_sid_is_secret_and_not_the_public_socket_id(make_user: Any) -> None:
+    user = await database_sync_to_async(make_user)()
+    comm, opened = await sio_open()
+    await comm.send_to(text_data="40" + json.dumps({"token": access_for(user)}))
+    granted = json.loads((await comm.receive_from(timeout=WS_TIMEOUT))[2:])
+    _, initial, _ = event_of(await comm.receive_from(timeout=WS_TIMEOUT))
+    assert granted["sid"] == initial["socketId"] != opened["sid"]
+    await comm.disconnect()
+
+
+async def test_disconnect_packet_ends_the_session_and_the_socket(make_user: Any) -> None:
+    user = await database_sync_to_async(make_user)()
+    comm = await sio_connected(user)
+    await comm.send_to(text_data="41/admin,")  # a namespace never joined: nothing ends
+    await comm.send_to(text_data='421["ping",{}]')
+    assert (await comm.receive_from(timeout=WS_TIMEOUT)).startswith("431[")
+    await comm.send_to(text_data="41")
+    closed = await comm.receive_output(timeout=WS_TIMEOUT)
+    assert closed["type"] == "websocket.close" and closed["code"] == 1000
+
+
 @pytest.mark.parametrize(
     ("query", "code"),
     [
-        ("EIO=4&transport=polling", 0),
+        ("EIO=4&transport=abc", 0),
         ("EIO=3&transport=polling", 5),
         ("EIO=4&transport=websocket", 3),
     ],
 )
-async def test_http_requests_get_an_engineio_error(client: Any, query: str, code: int) -> None:
-    response = await database_sync_to_async(client.get)(f"/socket.io/?{query}")
-    assert response.status_code == 400
-    assert response.json()["code"] == code and response.json()["message"]
+async def test_http_requests_get_an_engineio_error(query: str, code: int) -> None:
+    answer = await http("GET", f"/socket.io/?{query}")
+    assert answer.status == 400
+    assert answer.json()["code"] == code and answer.json()["message"]
 
 
 async def test_an_old_engineio_version_is_refused_at_the_handshake() -> None:

@@ -364,9 +364,13 @@ async def test_socketio_client_through_nginx(
     # Node trusts the test certificate the way a browser trusts a real one.
     monkeypatch.setenv("NODE_EXTRA_CA_CERTS", str(deployment.site.cert))
 
+    # socket.io-client's default options: long-polling through nginx (sticky by the sid's
+    # node id), then the upgrade to WebSocket.
     async with sio_client(sioclient, deployment, token) as client:  # type: ignore[arg-type]
-        await client.observed("connect")
+        _, connected = await client.observed("connect")
+        assert connected["transport"] == "polling", client.describe()
         await client.event("sync:initial")
+        await client.settled_on("websocket")
         _, pong = await client.emit_with_ack("ping", {"probe": "nginx"})
         assert pong["ok"] is True and pong["probe"] == "nginx", client.describe()
         await announce(deployment, staff_token, "to socket.io")
@@ -378,15 +382,31 @@ def test_socketio_polling_requests_go_to_the_process_their_sid_names(
     deployment: Deployment,
 ) -> None:
     browser = deployment.browser()
-    n1, n2 = (f"127.0.0.1:{s.port}" for s in deployment.servers)
+    processes = {
+        f"127.0.0.1:{s.port}": node
+        for s, node in zip(deployment.servers, ("n1", "n2"), strict=True)
+    }
+    polling = f"{deployment.https}/socket.io/?EIO=4&transport=polling"
+
+    # A handshake goes to any process, which names itself in the sid it issues.
+    for _ in range(4):
+        reply = browser.get(polling)
+        assert reply.status == 200 and reply.text.startswith("0{"), reply.text
+        sid = json.loads(reply.text[1:])["sid"]
+        assert sid.split(".")[0] == processes[str(reply.headers[UPSTREAM_HEADER])], sid
+        # Its requests go back there: a POST (a pong) is answered "ok" every time.
+        for _ in range(3):
+            post = browser.request("POST", f"{polling}&sid={sid}", data=b"3")
+            assert (post.status, post.text) == (200, "ok"), post.text
+            assert processes[str(post.headers[UPSTREAM_HEADER])] == sid.split(".")[0]
 
     def upstream(query: str) -> str:
-        reply = browser.get(f"{deployment.https}/socket.io/?EIO=4&transport=polling{query}")
-        assert reply.status == 400  # polling is not served yet: Engine.IO's own error
-        return str(reply.headers[UPSTREAM_HEADER])
+        reply = browser.get(f"{polling}{query}")
+        assert reply.status == 400  # unknown to the process it names: Engine.IO's own error
+        assert json.loads(reply.text) == {"code": 1, "message": "Session ID unknown"}
+        return processes[str(reply.headers[UPSTREAM_HEADER])]
 
     for _ in range(3):
-        assert upstream("&sid=n1.Xy3secret") == n1
-        assert upstream("&sid=n2.Ab9secret") == n2
-    assert {upstream("") for _ in range(4)} <= {n1, n2}
-    assert upstream("&sid=n9.unknown") in {n1, n2}
+        assert upstream("&sid=n1.Xy3secret") == "n1"
+        assert upstream("&sid=n2.Ab9secret") == "n2"
+    assert upstream("&sid=n9.unknown") in {"n1", "n2"}

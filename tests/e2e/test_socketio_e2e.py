@@ -1,10 +1,12 @@
-"""The real ``socket.io-client`` 4.x against real daphne processes (PROTOCOL.md §1.2, §2, §4, §8).
+"""Real Socket.IO clients against real daphne and uvicorn processes (PROTOCOL.md §1.2, §2, §4, §8).
 
-A small Node script (``sioclient/client.mjs``) connects with ``transports: ["websocket"]`` and
-``auth: {token}``, takes commands on stdin (emit, emit with ack, exit) and prints one JSON line
-per observation (connect, connect_error, disconnect, every event with all its arguments, acks,
-reconnection). The tests drive it, and native ``/ws/game/`` clients from the harness, against
-the same server.
+A small Node script (``sioclient/client.mjs``) runs ``socket.io-client`` 4.x with ``auth:
+{token}`` on one of three transports: its default options (HTTP long-polling, then the upgrade
+to WebSocket), polling only, or WebSocket only. It takes commands on stdin (emit, emit with ack,
+binary emits, ask for the transport, exit) and prints one JSON line per observation (connect,
+connect_error, disconnect, upgrade, every event with all its arguments, acks, reconnection).
+The tests drive it, ``python-socketio``'s ``AsyncClient`` with its default transports, and
+native ``/ws/game/`` clients from the harness, against the same servers.
 
 The npm packages are installed once per session (``npm ci``) when ``sioclient/node_modules``
 lacks the pinned ``socket.io-client``; ``node`` and ``npm`` must be on PATH.
@@ -15,6 +17,7 @@ Run: ``DATABASE_URL=postgres://... REDIS_URL=redis://... pytest tests/e2e/test_s
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
 import os
@@ -22,6 +25,8 @@ import shutil
 import signal
 import subprocess
 import time
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -39,6 +44,7 @@ from tests.e2e.conftest import (
     obtain_tokens,
     recv_event,
     requires_redis_and_postgres,
+    ws_connect,
 )
 from tests.e2e.players import VILLAGE, Player, create_player
 
@@ -58,6 +64,16 @@ EXIT_TIMEOUT_S = 15.0
 # keep the test quick (the defaults, 1 s growing to 5 s, would only make it slower).
 FAST_RECONNECT = {"reconnectionDelay": 200, "reconnectionDelayMax": 1000}
 RECONNECT_TIMEOUT_S = 20.0
+
+# socket.io-client's transports: its default options, long-polling only, WebSocket only.
+TRANSPORTS: dict[str, dict[str, Any]] = {
+    "default": {},
+    "polling": {"transports": ["polling"]},
+    "websocket": {"transports": ["websocket"]},
+}
+# Where each ends up once connected (the default upgrades to WebSocket).
+SETTLED = {"default": "websocket", "polling": "polling", "websocket": "websocket"}
+SERVERS = ("daphne", "uvicorn")
 
 
 # --- the Node client ---------------------------------------------------------------------------
@@ -198,13 +214,22 @@ class SioClient:
         return index, found["args"]
 
     async def emit_with_ack(
-        self, event: str, data: Any, *, timeout: float = GENEROUS_TIMEOUT_S
+        self,
+        event: str,
+        data: Any,
+        *,
+        timeout: float = GENEROUS_TIMEOUT_S,
+        buffers: dict[str, str] | None = None,
     ) -> tuple[int, Any]:
-        """``socket.emitWithAck(event, data)``: (index, the value the server acknowledged with)."""
+        """``socket.emitWithAck(event, data)``: (index, the value the server acknowledged with).
+
+        ``buffers`` {key: base64} puts binary values into ``data[key]`` (``""``: data itself).
+        """
         self._acks += 1
         ack_id = f"ack-{self._acks}"
+        extra = {} if buffers is None else {"buffers": buffers}
         await self.command(
-            op="emit", event=event, data=data, id=ack_id, timeoutMs=int(timeout * 1000)
+            op="emit", event=event, data=data, id=ack_id, timeoutMs=int(timeout * 1000), **extra
         )
         index, answer = await self.wait_for(
             f"no answer to {event!r}",
@@ -213,6 +238,21 @@ class SioClient:
         )
         assert answer["type"] == "ack", f"{answer}\n{self.describe()}"
         return index, answer["data"]
+
+    async def transport(self) -> str:
+        """``socket.io.engine.transport.name`` right now."""
+        mark = len(self.seen)
+        await self.command(op="transport")
+        _, answer = await self.observed("transport", start=mark)
+        return str(answer["name"])
+
+    async def settled_on(self, name: str, timeout: float = GENEROUS_TIMEOUT_S) -> None:
+        """Wait until the engine's transport is ``name`` (an upgrade may still be under way)."""
+        deadline = time.monotonic() + timeout
+        while (current := await self.transport()) != name:
+            if time.monotonic() > deadline:
+                pytest.fail(f"transport {current!r}, not {name!r}\n{self.describe()}")
+            await asyncio.sleep(0.05)
 
     def types(self, start: int = 0, end: int | None = None) -> list[str]:
         return [o["type"] for o in self.seen[start:end]]
@@ -235,10 +275,16 @@ class SioClient:
 
 @contextlib.asynccontextmanager
 async def sio_client(
-    node: str, server: ServerProcess, token: str | None, **options: Any
+    node: str, server: ServerProcess, token: str | None, transport: str = "default", **options: Any
 ) -> AsyncIterator[SioClient]:
-    """A socket.io-client connecting to ``server`` (WebSocket only) with ``auth: {token}``."""
-    scenario = {"url": server.http_url, "token": token, "options": options, "lifetimeMs": 60_000}
+    """A socket.io-client connecting to ``server`` with ``auth: {token}`` on ``transport`` (a key
+    of ``TRANSPORTS``; socket.io-client's default options unless told otherwise)."""
+    scenario = {
+        "url": server.http_url,
+        "token": token,
+        "options": {**TRANSPORTS[transport], **options},
+        "lifetimeMs": 60_000,
+    }
     env = dict(os.environ)
     # The debug build that Node loads prints its traces when DEBUG names them.
     env.pop("DEBUG", None)
@@ -260,6 +306,28 @@ async def sio_client(
         yield client
     finally:
         await client.close()
+
+
+# --- raw Engine.IO HTTP ------------------------------------------------------------------------
+
+_opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def _engineio_request(method: str, url: str, body: bytes | None) -> tuple[int, str]:
+    request = urllib.request.Request(url, data=body, method=method)
+    if body is not None:
+        request.add_header("Content-Type", "text/plain;charset=UTF-8")
+    try:
+        with _opener.open(request, timeout=GENEROUS_TIMEOUT_S) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as exc:
+        with exc:
+            return exc.code, exc.read().decode()
+
+
+async def engineio_http(method: str, url: str, body: bytes | None = None) -> tuple[int, str]:
+    """(status, body text) of one Engine.IO HTTP request, as a polling client sends it."""
+    return await asyncio.to_thread(_engineio_request, method, url, body)
 
 
 # --- native clients ----------------------------------------------------------------------------
@@ -285,15 +353,18 @@ async def native_playing(
 # --- tests -------------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("transport", TRANSPORTS)
+@pytest.mark.parametrize("kind", SERVERS)
 async def test_socketio_client_connects_with_a_token_and_gets_acks(
-    server_pool: ServerPool, sioclient: str
+    server_pool: ServerPool, sioclient: str, kind: str, transport: str
 ) -> None:
-    server = server_pool.get("daphne")
+    server = server_pool.get(kind)
     user = await create_user()
     token, _ = await obtain_tokens(server, user.username)
 
-    async with sio_client(sioclient, server, token) as client:
+    async with sio_client(sioclient, server, token, transport) as client:
         _, connected = await client.observed("connect")
+        await client.settled_on(SETTLED[transport])
         initial_at, (initial, *initial_rest) = await client.event("sync:initial")
         sent_after = int(time.time() * 1000)
         _, pong = await client.emit_with_ack("ping", {"probe": 1})
@@ -302,8 +373,17 @@ async def test_socketio_client_connects_with_a_token_and_gets_acks(
         _, second = await client.emit_with_ack("ping", {"probe": 2})
         observed_while_open = client.types()
 
+    # The default options start on polling and upgrade (often before the CONNECT answer is in);
+    # the others stay on their one transport.
+    upgrades = [o["transport"] for o in client.seen if o["type"] == "upgrade"]
+    assert upgrades == (["websocket"] if transport == "default" else []), client.describe()
+    if transport != "default":
+        assert connected["transport"] == SETTLED[transport], client.describe()
     # sync:initial is the first event of the connection and names this user and socket.
-    assert client.types()[: initial_at + 1] == ["connect", "event"], client.describe()
+    events_and_connects = [
+        t for t in client.types()[: initial_at + 1] if t not in ("upgrade", "transport")
+    ]
+    assert events_and_connects == ["connect", "event"], client.describe()
     assert initial["userId"] == str(user.pk), initial
     assert initial["socketId"] == connected["id"], (initial, connected)
     assert initial_rest == [], initial_rest  # not a room event: no meta argument
@@ -318,10 +398,12 @@ async def test_socketio_client_connects_with_a_token_and_gets_acks(
     assert "disconnect" not in observed_while_open, client.describe()
 
 
+@pytest.mark.parametrize("transport", TRANSPORTS)
+@pytest.mark.parametrize("kind", SERVERS)
 async def test_socketio_client_receives_a_room_broadcast_from_a_native_client(
-    server_pool: ServerPool, sioclient: str
+    server_pool: ServerPool, sioclient: str, kind: str, transport: str
 ) -> None:
-    server = server_pool.get("daphne")
+    server = server_pool.get(kind)
     sio_player, native_player = await create_player(), await create_player()
     sio_token, _ = await obtain_tokens(server, sio_player.username)
     native_token, _ = await obtain_tokens(server, native_player.username)
@@ -330,7 +412,7 @@ async def test_socketio_client_receives_a_room_broadcast_from_a_native_client(
 
     async with (
         native_playing(server, native_player, native_token) as ws,
-        sio_client(sioclient, server, sio_token) as client,
+        sio_client(sioclient, server, sio_token, transport) as client,
     ):
         _, (initial, *_) = await client.event("sync:initial")
         assert initial["userId"] == sio_player.uid, initial
@@ -391,12 +473,13 @@ async def test_socketio_client_receives_a_room_broadcast_from_a_native_client(
     assert echoed == [], client.describe()
 
 
+@pytest.mark.parametrize("transport", TRANSPORTS)
 async def test_socketio_bad_token_gets_connect_error(
-    server_pool: ServerPool, sioclient: str
+    server_pool: ServerPool, sioclient: str, transport: str
 ) -> None:
     server = server_pool.get("daphne")
 
-    async with sio_client(sioclient, server, "not-a-valid-token") as client:
+    async with sio_client(sioclient, server, "not-a-valid-token", transport) as client:
         _, refused = await client.observed("connect_error")
 
     assert refused["message"] == "Invalid token", refused
@@ -405,14 +488,15 @@ async def test_socketio_bad_token_gets_connect_error(
     assert [o for o in client.seen if o["type"] == "event"] == [], client.describe()
 
 
+@pytest.mark.parametrize("transport", ["websocket", "polling"])
 async def test_socketio_client_reconnects_after_the_server_restarts(
-    server_factory: Any, port_server_factory: Any, sioclient: str
+    server_factory: Any, port_server_factory: Any, sioclient: str, transport: str
 ) -> None:
     (first,) = server_factory("daphne")
     user = await create_user()
     token, _ = await obtain_tokens(first, user.username)
 
-    async with sio_client(sioclient, first, token, **FAST_RECONNECT) as client:
+    async with sio_client(sioclient, first, token, transport, **FAST_RECONNECT) as client:
         _, connected = await client.observed("connect")
         _, (initial, *_) = await client.event("sync:initial")
         mark = len(client.seen)
@@ -438,9 +522,14 @@ async def test_socketio_client_reconnects_after_the_server_restarts(
     assert is_int(shutdown["reconnectAfterMs"]) and shutdown["reconnectAfterMs"] >= 0, shutdown
     assert shutdown_at < disconnect_at, client.describe()
     # A closed transport, not a Socket.IO DISCONNECT ("io server disconnect" would mean the
-    # client gives up), and the close says why (PROTOCOL.md §3).
+    # client gives up), and the close says why (PROTOCOL.md §3): over WebSocket in its close
+    # frame; over polling, whose close packet carries nothing, in system:shutdown before it.
     assert disconnected["reason"] == "transport close", disconnected
-    assert (disconnected["closeCode"], disconnected["closeReason"]) == (1012, "SERVER_RESTART")
+    if transport == "websocket":
+        assert (disconnected["closeCode"], disconnected["closeReason"]) == (
+            1012,
+            "SERVER_RESTART",
+        )
 
     # The client reconnected on its own: a successful attempt of the manager, then the socket
     # connected again, and the new server's sync:initial is the first event on it.
@@ -466,7 +555,7 @@ async def test_socketio_client_reconnecting_during_a_graceful_shutdown_is_not_dr
 
     # Reconnect 50 ms after the close: while the process still runs after its 1012 closes.
     options = {"reconnectionDelay": 50, "reconnectionDelayMax": 50, "randomizationFactor": 0}
-    async with sio_client(sioclient, server, token, **options) as client:
+    async with sio_client(sioclient, server, token, "websocket", **options) as client:
         await client.event("sync:initial")
         mark = len(client.seen)
         server.send_signal(signal.SIGTERM)
@@ -492,3 +581,130 @@ async def test_socketio_client_reconnecting_during_a_graceful_shutdown_is_not_dr
                 o for o in client.seen[last_connect:index] if o.get("event") == "system:shutdown"
             ]
             assert told, client.describe()
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+@pytest.mark.parametrize("kind", SERVERS)
+async def test_socketio_binary_emits_are_validated_like_any_payload(
+    server_pool: ServerPool, sioclient: str, kind: str, transport: str
+) -> None:
+    server = server_pool.get(kind)
+    player = await create_player()
+    token, _ = await obtain_tokens(server, player.username)
+    binary = base64.b64encode(b"\x00\x01\x02binary").decode()
+
+    async with sio_client(sioclient, server, token, transport) as client:
+        await client.event("sync:initial")
+        await client.settled_on(SETTLED[transport])
+        await client.emit_with_ack("character:select", {"characterId": player.cid})
+        mark = len(client.seen)
+        _, refused = await client.emit_with_ack(
+            "chat:message", {"channel": "zone", "message": None}, buffers={"message": binary}
+        )
+        _, whole = await client.emit_with_ack("ping", None, buffers={"": binary})
+        _, pong = await client.emit_with_ack("ping", {"probe": "after binary"})
+        observed = client.seen[mark:]
+
+    # A well-formed binary packet is one request answered once: no BAD_FRAME, no extra error
+    # per attachment, and the connection carries on.
+    for answer, field in ((refused, "message"), (whole, "data")):
+        assert answer["ok"] is False, answer
+        assert answer["error"]["code"] == "INVALID_PAYLOAD", answer
+        assert field in answer["error"]["fields"], answer
+    assert pong["ok"] is True and pong["probe"] == "after binary", pong
+    assert [o for o in observed if o["type"] in ("event", "disconnect")] == [], client.describe()
+
+
+async def test_python_socketio_with_default_transports_upgrades_and_plays(
+    server_pool: ServerPool,
+) -> None:
+    import socketio
+
+    server = server_pool.get("uvicorn")
+    sio_player, native_player = await create_player(), await create_player()
+    sio_token, _ = await obtain_tokens(server, sio_player.username)
+    native_token, _ = await obtain_tokens(server, native_player.username)
+    heard: asyncio.Queue[list[Any]] = asyncio.Queue()
+    initial: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+    text = f"to python {uuid.uuid4().hex[:8]}"
+
+    client = socketio.AsyncClient(reconnection=False)
+    client.on("sync:initial", lambda *args: initial.set_result(args))
+    client.on("chat:message", lambda *args: heard.put_nowait(list(args)))
+    async with native_playing(server, native_player, native_token) as ws:
+        await client.connect(server.http_url, auth={"token": sio_token}, wait_timeout=5)
+        try:
+            transport, socket_id = client.transport(), client.get_sid()
+            (state,) = await asyncio.wait_for(initial, GENEROUS_TIMEOUT_S)
+            pong = await client.call("ping", {"probe": "py"}, timeout=GENEROUS_TIMEOUT_S)
+            selected = await client.call(
+                "character:select", {"characterId": sio_player.cid}, timeout=GENEROUS_TIMEOUT_S
+            )
+            await send(ws, "chat:message", {"channel": "zone", "message": text})
+            message, meta = await asyncio.wait_for(heard.get(), GENEROUS_TIMEOUT_S)
+        finally:
+            await client.disconnect()
+
+    assert transport == "websocket"  # polling first, upgraded inside connect()
+    assert state["userId"] == sio_player.uid and state["socketId"] == socket_id
+    assert pong["ok"] is True and pong["probe"] == "py", pong
+    assert selected["ok"] is True and selected["character"]["id"] == sio_player.cid, selected
+    assert message["message"] == text and meta["room"] == f"zone:{VILLAGE}", (message, meta)
+
+
+async def test_python_socketio_on_polling_only_takes_bursts_without_dropping(
+    server_pool: ServerPool,
+) -> None:
+    """python-engineio drops a connection whose poll answer holds more than 16 packets; the
+    server splits bursts over several GETs."""
+    import socketio
+
+    server = server_pool.get("daphne")
+    user = await create_user()
+    token, _ = await obtain_tokens(server, user.username)
+    pongs: asyncio.Queue[Any] = asyncio.Queue()
+    dropped: list[Any] = []
+
+    client = socketio.AsyncClient(reconnection=False)
+    client.on("pong", lambda data: pongs.put_nowait(data))
+    client.on("disconnect", lambda *reason: dropped.append(reason))
+    await client.connect(
+        server.http_url, auth={"token": token}, transports=["polling"], wait_timeout=5
+    )
+    try:
+        for n in range(40):
+            await client.emit("ping", {"n": n})
+        received = [
+            (await asyncio.wait_for(pongs.get(), GENEROUS_TIMEOUT_S))["n"] for _ in range(40)
+        ]
+        transport = client.transport()
+    finally:
+        await client.disconnect()
+
+    assert transport == "polling"
+    assert received == list(range(40))
+    assert dropped == [("client disconnect",)] or dropped == [], dropped
+
+
+async def test_a_polling_request_reaching_the_wrong_process_is_refused_at_once(
+    server_pool: ServerPool,
+) -> None:
+    home, other = server_pool.start_many(("daphne", 0), ("uvicorn", 0))
+    status, opened = await engineio_http(
+        "GET", f"{home.http_url}/socket.io/?EIO=4&transport=polling"
+    )
+    assert status == 200, opened
+    sid = json.loads(opened[1:])["sid"]
+    query = f"/socket.io/?EIO=4&transport=polling&sid={sid}"
+
+    started = time.monotonic()
+    for method, body in (("GET", None), ("POST", b"3")):
+        status, answer = await engineio_http(method, f"{other.http_url}{query}", body)
+        assert (status, json.loads(answer)) == (400, {"code": 1, "message": "Session ID unknown"})
+    assert time.monotonic() - started < GENEROUS_TIMEOUT_S  # answered, never held
+    with pytest.raises(Exception) as refused:  # the upgrade too: refused before 101
+        async with ws_connect(other, path=f"/socket.io/?EIO=4&transport=websocket&sid={sid}") as ws:
+            await ws.recv()
+    assert "403" in str(refused.value) or "HTTP" in str(refused.value), refused.value
+    # At home the session is alive.
+    assert await engineio_http("POST", f"{home.http_url}{query}", b"3") == (200, "ok")

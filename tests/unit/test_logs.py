@@ -116,6 +116,8 @@ def test_plain_formatter_redacts_the_whole_line() -> None:
     [
         (f"GET /ws/game/?token={JWT}", JWT),
         ("GET /socket.io/?EIO=4&access_token=s3cr3t&transport=websocket", "s3cr3t"),
+        ("GET /socket.io/?EIO=4&transport=polling&sid=n1.Xy3s3cr3tXy3s3cr3t&t=a", "Xy3s3cr3t"),
+        ("GET /socket.io/?sid=plainS3cretSid&EIO=4", "plainS3cretSid"),
         ("Authorization: Bearer s3cr3t.value", "s3cr3t.value"),
         ("authorization: bearer s3cr3t", "s3cr3t"),
         ("subprotocols ['aeturnis.v1', 'bearer.s3cr3t-xyz']", "s3cr3t-xyz"),

@@ -257,3 +257,101 @@ async def test_flushed_waits_for_the_socket_to_take_everything() -> None:
     assert not await out.flushed(0.05)
     asyncio.get_running_loop().call_later(0.05, raw.take)
     assert await out.flushed(1)
+
+
+# --- long-polling ---------------------------------------------------------------------------
+
+
+def make_polling(limit_bytes: int = 1000) -> tuple[Any, list[str]]:
+    from realtime.connection.polling import PollingOutbound
+
+    overflows: list[str] = []
+    outbound = PollingOutbound(limit_bytes=limit_bytes, on_overflow=lambda: overflows.append("x"))
+    return outbound, overflows
+
+
+def test_polling_frames_wait_for_a_get_in_order_at_most_the_limit_each() -> None:
+    outbound, _ = make_polling()
+    for n in range(5):
+        outbound.push(frame(n))
+    assert outbound.take(3) == [frame(n).text for n in range(3)]
+    assert outbound.take(3) == [frame(n).text for n in (3, 4)]
+    assert outbound.take(3) == [] and outbound.backlog == 0
+
+
+def test_polling_backlog_is_bounded_in_bytes_like_a_socket() -> None:
+    outbound, overflows = make_polling(limit_bytes=25)
+    outbound.push(Frame("a" * 10))
+    outbound.push(Frame("é" * 5))  # 10 bytes in UTF-8
+    assert outbound.backlog == 20 and not overflows
+    outbound.push(Frame("a" * 10))
+    assert overflows == ["x"] and outbound.backlog == 20
+
+
+def test_polling_close_is_the_close_packet_after_what_waits_or_instead_of_it() -> None:
+    outbound, _ = make_polling()
+    closed: list[bool] = []
+    outbound.on_close = lambda: closed.append(True)
+    outbound.push(frame(1))
+    outbound.close(4003, "KICKED")
+    outbound.push(frame(2))  # sealed: dropped
+    assert closed == [True] and outbound.take(16) == [frame(1).text]
+    assert outbound.take(16) == ["1"]  # alone: the client handles the event before the close
+    dropped, _ = make_polling()
+    dropped.push(frame(1))
+    dropped.close(4008, "SLOW_CONSUMER", drop_queued=True)
+    assert dropped.take(16) == ["1"]
+
+
+def test_polling_handover_gives_the_waiting_frames_without_the_close() -> None:
+    outbound, _ = make_polling()
+    first, second = frame(1), frame(2)
+    outbound.push(first)
+    outbound.push(second)
+    assert outbound.handover() == [first, second]
+    outbound.push(frame(3))
+    assert outbound.take(16) == [] and outbound.sealed
+
+
+async def test_polling_wait_returns_on_a_push_or_after_the_timeout() -> None:
+    outbound, _ = make_polling()
+    started = asyncio.get_running_loop().time()
+    await outbound.wait(0.05)
+    assert asyncio.get_running_loop().time() - started >= 0.04
+    waiting = asyncio.ensure_future(outbound.wait(5))
+    await asyncio.sleep(0)
+    outbound.push(frame(1))
+    await asyncio.wait_for(waiting, 1)
+    assert await outbound.flushed(0.01) is False
+    outbound.take(16)
+    assert await outbound.flushed(0.01) is True
+
+
+def test_after_an_upgrade_the_session_writes_what_polling_held_first_and_keeps_4008() -> None:
+    from django.test import override_settings
+
+    from realtime.connection.session import Session
+    from realtime.core.constants import RAW_SOCKET
+    from realtime.protocol.socketio import SOCKETIO
+
+    raw = RawSocket()
+    socket_scope = {"type": "websocket", "extensions": {RAW_SOCKET: raw}}
+    with override_settings(AETURNIS_OUTBOUND_BUFFER_BYTES=200):
+        session = Session(
+            scope={"type": "http", "client": ["127.0.0.1", 1]},
+            codec=SOCKETIO,
+            send=Socket().send,
+            runtime=object(),  # type: ignore[arg-type]
+        )
+        polling = session.use_polling()
+        session.send_text("first")
+        session.send_text("second")
+        session.use_socket(socket_scope, Socket().send, polling.handover())
+        session.send_text("third")
+        assert bytes(raw.written) == b"".join(
+            ws_text_frame(text.encode()) for text in ("first", "second", "third")
+        )
+        raw.high_water = 0
+        for _ in range(20):  # the client stopped reading: the socket's bound applies now
+            session.send_text("x" * 20)
+    assert session.close_code == 4008 and raw.closed_with == (4008, "SLOW_CONSUMER")

@@ -10,13 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from realtime.protocol.base import FrameError, Inbound, encode_data
-from realtime.protocol.socketio import (
-    ACK,
-    BINARY_ACK,
-    BINARY_EVENT,
-    CONNECT,
-    CONNECT_ERROR,
-    DISCONNECT,
+from realtime.protocol.engineio import (
     EIO_CLOSE,
     EIO_MESSAGE,
     EIO_NOOP,
@@ -24,15 +18,26 @@ from realtime.protocol.socketio import (
     EIO_PING,
     EIO_PONG,
     EIO_UPGRADE,
+    decode_engine,
+    decode_payload,
+    encode_payload,
+    open_packet,
+)
+from realtime.protocol.socketio import (
+    ACK,
+    BINARY_ACK,
+    BINARY_EVENT,
+    CONNECT,
+    CONNECT_ERROR,
+    DISCONNECT,
     EVENT,
     SOCKETIO,
     SioPacket,
+    attach_binary,
     connect_error_packet,
     connect_packet,
-    decode_engine,
     decode_socketio,
     encode_socketio,
-    open_packet,
 )
 
 # --- Engine.IO v4 -------------------------------------------------------------------------
@@ -94,6 +99,50 @@ def test_open_packet_is_the_engine_io_handshake() -> None:
         "pingTimeout": 60000,
         "maxPayload": 65536,
     }
+
+
+def test_open_packet_of_a_polling_handshake_offers_the_websocket_upgrade() -> None:
+    frame = open_packet(
+        "n1.abc", ping_interval_ms=1, ping_timeout_ms=2, max_payload=3, upgrades=["websocket"]
+    )
+    assert orjson.loads(frame[1:])["upgrades"] == ["websocket"]
+
+
+def test_polling_payloads_split_on_the_record_separator_binary_as_base64() -> None:
+    body = b'42["a"]\x1e451-["b",{"_placeholder":true,"num":0}]\x1ebAQIDBA==\x1e3'
+    assert decode_payload(body) == [
+        '42["a"]',
+        '451-["b",{"_placeholder":true,"num":0}]',
+        b"\x01\x02\x03\x04",
+        "3",
+    ]
+    assert encode_payload(['42["a"]', "2", "1"]) == b'42["a"]\x1e2\x1e1'
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b"", "Empty payload"),
+        (b"42\x1e", "Empty Engine.IO packet"),
+        (b"9x", "Unknown Engine.IO packet type"),
+        (b"b@@@", "base64"),
+        (b"\xff", "UTF-8"),
+    ],
+)
+def test_bad_polling_payloads_are_refused_whole(body: bytes, message: str) -> None:
+    with pytest.raises(FrameError) as info:
+        decode_payload(body)
+    assert message in info.value.message
+
+
+@given(st.binary(max_size=200))
+def test_any_polling_body_is_decoded_or_refused(body: bytes) -> None:
+    try:
+        packets = decode_payload(body)
+    except FrameError as exc:
+        assert exc.message
+    else:
+        assert packets and all(isinstance(p, bytes) or p[0] in "0123456" for p in packets)
 
 
 def test_open_packet_escapes_the_sid_as_json() -> None:
@@ -192,6 +241,18 @@ def test_leading_zeros_in_an_ack_id_are_read_as_a_number() -> None:
     assert decode_socketio('2007["a"]').id == 7
 
 
+@pytest.mark.parametrize(
+    ("encoded", "packet"),
+    [
+        ("0/admin", SioPacket(CONNECT, "/admin")),
+        ("1/admin", SioPacket(DISCONNECT, "/admin")),
+        ('0/admin{"token":"abc"}', SioPacket(CONNECT, '/admin{"token":"abc"}')),
+    ],
+)
+def test_a_namespace_at_the_end_needs_no_comma(encoded: str, packet: SioPacket) -> None:
+    assert decode_socketio(encoded) == packet
+
+
 def test_namespace_may_hold_digits_and_is_followed_by_the_ack_id() -> None:
     assert decode_socketio('2/room-2,3["a"]') == SioPacket(EVENT, "/room-2", ["a"], id=3)
 
@@ -212,10 +273,8 @@ MALFORMED = [
     ("61", "attachment count"),
     ('5\u0661-["a"]', "attachment count"),
     (f'5{2**53 + 1}-["a"]', "Attachment count is too large"),
-    # namespace without comma
-    ('2/admin["a"]', "Namespace must be followed by ','"),
-    ("0/admin", "Namespace must be followed by ','"),
-    ("1/admin", "Namespace must be followed by ','"),
+    # a namespace without a comma runs to the end: nothing may follow it
+    ('2/admin["a"]', "EVENT payload must be a non-empty JSON array"),
     # non-numeric or huge ack id
     ('2\u0663["a"]', "not valid JSON"),  # a Unicode digit is not an ack id
     ('2/admin,x1["a"]', "not valid JSON"),
@@ -620,3 +679,49 @@ def test_codec_decode_of_any_text_returns_or_raises_frame_error(text: str) -> No
 def test_codec_decode_of_any_bytes_raises_frame_error(data: bytes, text: str | None) -> None:
     with pytest.raises(FrameError):
         SOCKETIO.decode(text, data)
+
+
+# --- binary attachments -----------------------------------------------------------------
+
+
+def test_placeholders_are_replaced_wherever_they_sit_and_their_paths_reported() -> None:
+    data = [
+        "upload",
+        {"files": [{"_placeholder": True, "num": 1}, {"x": {"_placeholder": True, "num": 0}}]},
+    ]
+    rebuilt, paths = attach_binary(data, [b"a", b"b"])
+    assert rebuilt == ["upload", {"files": [b"b", {"x": b"a"}]}]
+    assert sorted(paths, key=str) == sorted([(1, "files", 0), (1, "files", 1, "x")], key=str)
+
+
+def test_a_placeholder_may_be_the_whole_data() -> None:
+    assert attach_binary({"_placeholder": True, "num": 0}, [b"z"]) == (b"z", [()])
+
+
+@pytest.mark.parametrize(
+    ("data", "attachments", "message"),
+    [
+        (["a", {"_placeholder": True, "num": 1}], [b"x"], "Placeholder"),
+        (["a", {"_placeholder": True, "num": -1}], [b"x"], "Placeholder"),
+        (["a", {"_placeholder": True, "num": "0"}], [b"x"], "Placeholder"),
+        (["a", {"_placeholder": True, "num": 0.0}], [b"x"], "Placeholder"),
+        (["a", {"_placeholder": True, "num": True}], [b"x"], "Placeholder"),
+        (["a", {"_placeholder": True}], [b"x"], "Placeholder"),
+        (["a", {"_placeholder": True, "num": 0}], [b"x", b"y"], "Attachment 1 is not referenced"),
+        (["a", {"_placeholder": "true", "num": 0}], [b"x"], "Attachment 0 is not referenced"),
+    ],
+)
+def test_illegal_placeholders_and_unused_attachments_are_refused(
+    data: Any, attachments: list[bytes], message: str
+) -> None:
+    with pytest.raises(FrameError) as info:
+        attach_binary(data, attachments)
+    assert message in info.value.message
+
+
+def test_placeholders_nested_deeper_than_the_recursion_limit_are_found() -> None:
+    data: Any = {"_placeholder": True, "num": 0}
+    for _ in range(5000):
+        data = [data]
+    _, paths = attach_binary(["deep", data], [b"!"])
+    assert len(paths) == 1 and len(paths[0]) == 5001

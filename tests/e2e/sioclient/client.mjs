@@ -5,10 +5,14 @@
 // Scenario: {"url": "http://127.0.0.1:8000", "token": "<jwt>" | null,
 //            "options": {...extra io() options}, "lifetimeMs": 60000}
 //
-// The client connects at once (WebSocket only, auth {token}) and prints one JSON object per
-// line on stdout for everything it observes:
+// The client connects at once with auth {token} and socket.io-client's default options (HTTP
+// long-polling, then an upgrade to WebSocket) unless "options" say otherwise (e.g.
+// {"transports": ["websocket"]}), and prints one JSON object per line on stdout for everything
+// it observes:
 //
-//   {"type": "connect", "id"}                        socket connected (again after a reconnect)
+//   {"type": "connect", "id", "transport"}           socket connected (again after a reconnect),
+//                                                    on the engine's transport at that moment
+//   {"type": "upgrade", "transport"}                 the engine switched transports
 //   {"type": "connect_error", "message", "data"}     refused by the server, or transport error
 //   {"type": "disconnect", "reason", "closeCode", "closeReason"}
 //   {"type": "event", "event", "args"}               any server event with all its arguments
@@ -19,8 +23,12 @@
 //
 // Commands come on stdin, one JSON object per line:
 //
-//   {"op": "emit", "event", "data", "id"?, "timeoutMs"?}   with "id": emitWithAck, answered by
-//                                                         an "ack"/"ack_error" line with that id
+//   {"op": "emit", "event", "data", "id"?, "timeoutMs"?, "buffers"?}
+//                                         with "id": emitWithAck, answered by an "ack"/"ack_error"
+//                                         line with that id; "buffers" {key: base64} puts binary
+//                                         values (Buffers) into data[key] ("" for data itself)
+//   {"op": "transport"}                   answered {"type": "transport", "name"}: the engine's
+//                                         transport now (socket.io.engine.transport.name)
 //   {"op": "exit"}                                         close the socket and end
 //
 // End of stdin and the lifetime limit also end the process, so it never outlives its test.
@@ -34,12 +42,19 @@ function report(observation) {
 }
 
 const socket = io(scenario.url, {
-  transports: ["websocket"],
   auth: scenario.token == null ? {} : { token: scenario.token },
   ...(scenario.options ?? {}),
 });
 
-socket.on("connect", () => report({ type: "connect", id: socket.id }));
+function transportName() {
+  return socket.io.engine?.transport?.name ?? null;
+}
+
+socket.on("connect", () => report({ type: "connect", id: socket.id, transport: transportName() }));
+// A new engine on every (re)connection of the manager.
+socket.io.on("open", () =>
+  socket.io.engine.on("upgrade", (transport) => report({ type: "upgrade", transport: transport.name })),
+);
 socket.on("connect_error", (err) =>
   report({ type: "connect_error", message: err.message, data: err.data ?? null }),
 );
@@ -69,8 +84,19 @@ function exit(code = 0) {
   process.exit(code);
 }
 
+function withBuffers(data, buffers) {
+  if (buffers === undefined) return data;
+  for (const [key, base64] of Object.entries(buffers)) {
+    const buffer = Buffer.from(base64, "base64");
+    if (key === "") return buffer;
+    data[key] = buffer;
+  }
+  return data;
+}
+
 async function emit(command) {
-  const args = command.data === undefined ? [] : [command.data];
+  const data = withBuffers(command.data, command.buffers);
+  const args = data === undefined ? [] : [data];
   if (command.id === undefined) {
     socket.emit(command.event, ...args);
     return;
@@ -96,6 +122,7 @@ lines.on("line", (line) => {
     return;
   }
   if (command.op === "emit") emit(command);
+  else if (command.op === "transport") report({ type: "transport", name: transportName() });
   else if (command.op === "exit") exit(0);
   else report({ type: "bad_command", line });
 });
