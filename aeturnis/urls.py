@@ -9,9 +9,12 @@ from realtime.ops import api
 from realtime.ops.auth_views import LogoutView
 from realtime.ops.health import healthz, readyz
 from realtime.ops.metrics import metrics_view
+from realtime.ops.online import online_now
 from realtime.transport.engineio_http import engineio_http
 
 urlpatterns = [
+    # Before admin/ so that the admin's catch-all does not take it; staff only.
+    path("admin/realtime/online/", admin.site.admin_view(online_now), name="realtime-online"),
     path("admin/", admin.site.urls),
     path("api/auth/token/", TokenObtainPairView.as_view(), name="token_obtain_pair"),
     path("api/auth/token/refresh/", TokenRefreshView.as_view(), name="token_refresh"),
