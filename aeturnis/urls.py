@@ -6,6 +6,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
 from realtime.ops import api
+from realtime.ops.asyncapi_views import asyncapi_json, asyncapi_page
 from realtime.ops.auth_views import LogoutView
 from realtime.ops.health import healthz, readyz
 from realtime.ops.metrics import metrics_view
@@ -21,6 +22,8 @@ urlpatterns = [
     path("api/auth/logout/", LogoutView.as_view(), name="logout"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    path("api/asyncapi.json", asyncapi_json, name="asyncapi-json"),
+    path("api/asyncapi/", asyncapi_page, name="asyncapi"),
     path("healthz", healthz, name="healthz"),
     path("readyz", readyz, name="readyz"),
     path("metrics", metrics_view, name="metrics"),
