@@ -1,0 +1,141 @@
+"""Check real frames of the native transport against the AsyncAPI document.
+
+``tests/consumers/conftest.py`` hooks every ``WebsocketCommunicator`` of the consumer tests:
+each request sent is remembered by its ack id, and each frame the server sends is validated
+against the document's message for it (its whole frame schema, so unknown fields, missing
+fields, wrong types and room fields on non-room events all fail), an ack against the ack
+message of the request it answers, a refusal's code against the codes the document lists for
+that request, and a room event's room against the rooms the document says it goes to. A frame
+the document does not describe fails, except operator notifications (``POST
+/api/realtime/notify``), whose event names are the operators' own, and events of the ``test``
+domain (``test:probe``), which tests publish to exercise rooms and resume.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from jsonschema import Draft7Validator
+
+from realtime.handlers.dispatch import ROUTES
+from realtime.ops.asyncapi import ack_key, document, error_codes, message_key
+from realtime.protocol.outbound.catalog import EVENTS, FRAME_ERRORS, ROUTING_ERRORS
+
+NATIVE_PATH = "/ws/game/"
+# Event domains the server owns: an event of any other domain on a user's room is an
+# operator's notification, which the document cannot describe.
+OWN_DOMAINS = frozenset(
+    {event.partition(":")[0] for event in [*EVENTS, *ROUTES] if ":" in event}
+    | {"system", "session", "sync", "auth"}
+)
+
+TEST_DOMAIN = "test"
+
+_validators: dict[str, Draft7Validator] = {}
+
+
+class ConformanceError(AssertionError):
+    pass
+
+
+def validator(key: str) -> Draft7Validator:
+    """A validator of the document's message ``key`` (refs resolve inside the document)."""
+    found = _validators.get(key)
+    if found is None:
+        doc = document()
+        if key not in doc["components"]["messages"]:
+            raise ConformanceError(f"the AsyncAPI document has no message {key!r}")
+        schema = {**doc, "$ref": f"#/components/messages/{key}/payload"}
+        found = _validators[key] = Draft7Validator(schema)
+    return found
+
+
+def validate(key: str, frame: dict[str, Any]) -> None:
+    errors = sorted(validator(key).iter_errors(frame), key=lambda e: list(e.absolute_path))
+    if errors:
+        detail = "; ".join(
+            f"{'/'.join(map(str, e.absolute_path)) or '<frame>'}: {e.message[:200]}"
+            for e in errors[:5]
+        )
+        raise ConformanceError(
+            f"frame disagrees with the AsyncAPI message {key!r}: {detail}\n"
+            f"frame: {orjson.dumps(frame).decode()[:1000]}"
+        )
+
+
+def allowed_codes(event: str) -> set[str]:
+    codes = {str(c) for c in (*FRAME_ERRORS, *ROUTING_ERRORS)}
+    if event in ROUTES:
+        codes |= set(error_codes(event))
+    return codes
+
+
+def _room_kind(room: str) -> str:
+    return room if room.startswith("global:") else room.partition(":")[0]
+
+
+@dataclass
+class Conversation:
+    """One communicator's requests waiting for their acks, and the frames checked so far."""
+
+    acks: dict[int, deque[str]] = field(default_factory=dict)
+    checked: list[str] = field(default_factory=list)
+
+    def sent(self, text: str | None) -> None:
+        try:
+            frame = orjson.loads(text or "")
+        except orjson.JSONDecodeError:
+            return
+        if isinstance(frame, dict) and isinstance(frame.get("ack"), int):
+            self.acks.setdefault(frame["ack"], deque()).append(str(frame.get("event")))
+
+    def received(self, frame: Any) -> None:
+        if not isinstance(frame, dict):
+            raise ConformanceError(f"the server sent a frame that is not an object: {frame!r}")
+        if "event" not in frame:
+            self._ack(frame)
+            return
+        event = str(frame["event"])
+        self.checked.append(event)
+        spec = EVENTS.get(event)
+        if spec is None and not event.endswith(":error"):
+            if _is_notification(event, frame):
+                return
+            raise ConformanceError(f"the server sent {event!r}, which the document does not list")
+        validate(message_key(event), frame)
+        if spec is not None and spec.room_event and _room_kind(frame["room"]) not in spec.to:
+            raise ConformanceError(f"{event} went to {frame['room']}; the document says {spec.to}")
+        if event == "error" or event.endswith(":error"):
+            refused = str(frame["data"].get("event", ""))
+            code = frame["data"]["code"]
+            if refused in ROUTES and code not in allowed_codes(refused):
+                raise ConformanceError(
+                    f"{refused} was refused with {code}, not in its x-error-codes"
+                )
+
+    def _ack(self, frame: dict[str, Any]) -> None:
+        waiting = self.acks.get(frame.get("ack"))  # type: ignore[arg-type]
+        event = waiting.popleft() if waiting else ""
+        self.checked.append(f"{event} ack")
+        if event in ROUTES:
+            validate(ack_key(event), frame)
+        else:  # an ack of an unknown event or of an unreadable frame: always a refusal
+            validate(ack_key("ping"), frame)
+            if frame["data"].get("ok") is not False:
+                raise ConformanceError(f"an ack of {event or 'an unreadable frame'} said ok")
+        data = frame["data"]
+        if data.get("ok") is False and data["error"]["code"] not in allowed_codes(event):
+            raise ConformanceError(
+                f"{event} was refused in its ack with {data['error']['code']}, "
+                "not in its x-error-codes"
+            )
+
+
+def _is_notification(event: str, frame: dict[str, Any]) -> bool:
+    domain = event.partition(":")[0]
+    if domain == TEST_DOMAIN:
+        return True
+    return domain not in OWN_DOMAINS and str(frame.get("room", "")).startswith("user:")
