@@ -1,4 +1,4 @@
-"""Check real frames of the native transport against the AsyncAPI document.
+"""Check real frames of both transports against the AsyncAPI document.
 
 ``tests/consumers/conftest.py`` hooks every ``WebsocketCommunicator`` of the consumer tests:
 each request sent is remembered by its ack id, and each frame the server sends is validated
@@ -9,6 +9,11 @@ that request, and a room event's room against the rooms the document says it goe
 the document does not describe fails, except operator notifications (``POST
 /api/realtime/notify``), whose event names are the operators' own, and events of the ``test``
 domain (``test:probe``), which tests publish to exercise rooms and resume.
+
+Socket.IO packets (``/socket.io/``) are read back into the native frames they carry the same
+events, data and acks as (``42["ev",data,{room,offset}]`` → ``{event, data, room, offset}``,
+``43<id>[data]`` → ``{ack, data}``) and checked the same way; a CONNECT_ERROR's code must be an
+``ErrorCode``.
 """
 
 from __future__ import annotations
@@ -20,11 +25,21 @@ from typing import Any
 import orjson
 from jsonschema import Draft7Validator
 
+from realtime.core.errors import ErrorCode
 from realtime.handlers.dispatch import ROUTES
 from realtime.ops.asyncapi import ack_key, document, error_codes, message_key
+from realtime.protocol.base import FrameError
 from realtime.protocol.outbound.catalog import EVENTS, FRAME_ERRORS, ROUTING_ERRORS
+from realtime.protocol.socketio import (
+    ACK,
+    CONNECT_ERROR,
+    EIO_MESSAGE,
+    EVENT,
+    decode_socketio,
+)
 
 NATIVE_PATH = "/ws/game/"
+SOCKETIO_PATH = "/socket.io/"
 # Event domains the server owns: an event of any other domain on a user's room is an
 # operator's notification, which the document cannot describe.
 OWN_DOMAINS = frozenset(
@@ -84,13 +99,23 @@ class Conversation:
     acks: dict[int, deque[str]] = field(default_factory=dict)
     checked: list[str] = field(default_factory=list)
 
+    socketio: bool = False
+
     def sent(self, text: str | None) -> None:
         try:
-            frame = orjson.loads(text or "")
+            frame = socketio_frame(text or "") if self.socketio else orjson.loads(text or "")
         except orjson.JSONDecodeError:
             return
         if isinstance(frame, dict) and isinstance(frame.get("ack"), int):
             self.acks.setdefault(frame["ack"], deque()).append(str(frame.get("event")))
+
+    def received_text(self, text: str) -> None:
+        if not self.socketio:
+            self.received(orjson.loads(text))
+            return
+        frame = socketio_frame(text)
+        if frame is not None:
+            self.received(frame)
 
     def received(self, frame: Any) -> None:
         if not isinstance(frame, dict):
@@ -139,3 +164,32 @@ def _is_notification(event: str, frame: dict[str, Any]) -> bool:
     if domain == TEST_DOMAIN:
         return True
     return domain not in OWN_DOMAINS and str(frame.get("room", "")).startswith("user:")
+
+
+def socketio_frame(text: str) -> dict[str, Any] | None:
+    """The native frame a Socket.IO packet from either side carries (None: not an event/ack).
+
+    Raises ``ConformanceError`` for a CONNECT_ERROR whose code is not an ``ErrorCode``.
+    """
+    if not text.startswith(EIO_MESSAGE):
+        return None
+    try:
+        packet = decode_socketio(text[1:])
+    except FrameError:
+        return None  # a malformed packet a test sent on purpose
+    if packet.type == CONNECT_ERROR:
+        code = (packet.data.get("data") or {}).get("code")
+        if code is not None and code not in {c.value for c in ErrorCode}:
+            raise ConformanceError(f"CONNECT_ERROR with an unknown code: {packet.data!r}")
+        return None
+    if packet.type == EVENT and packet.data:
+        event, *args = packet.data
+        frame: dict[str, Any] = {"event": event, "data": args[0] if args else {}}
+        if packet.id is not None:
+            frame["ack"] = packet.id + 1  # Socket.IO numbers acks from 0, native ones from 1
+        if len(args) > 1 and isinstance(args[1], dict):
+            frame.update(args[1])  # {room, offset} of a room event
+        return frame
+    if packet.type == ACK and packet.id is not None and packet.data:
+        return {"ack": packet.id + 1, "data": packet.data[0]}
+    return None

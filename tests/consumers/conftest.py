@@ -1,23 +1,24 @@
-"""Every frame a consumer test receives on ``/ws/game/`` is checked against the AsyncAPI
-document (``tests/conformance.py``): the document cannot drift from what the server sends."""
+"""Every frame a consumer test receives on ``/ws/game/`` or ``/socket.io/`` is checked against
+the AsyncAPI document (``tests/conformance.py``): the document cannot drift from what the server
+sends."""
 
 from __future__ import annotations
 
 from typing import Any
 
-import orjson
 import pytest
 from channels.testing import WebsocketCommunicator
 
-from tests.conformance import NATIVE_PATH, Conversation
+from tests.conformance import NATIVE_PATH, SOCKETIO_PATH, Conversation
 
 
 def _conversation(comm: WebsocketCommunicator) -> Conversation | None:
-    if not str(comm.scope.get("path", "")).startswith(NATIVE_PATH):
+    path = str(comm.scope.get("path", ""))
+    if not path.startswith((NATIVE_PATH, SOCKETIO_PATH)):
         return None
     found: Conversation | None = getattr(comm, "_conformance", None)
     if found is None:
-        found = Conversation()
+        found = Conversation(socketio=path.startswith(SOCKETIO_PATH))
         comm._conformance = found  # type: ignore[attr-defined]
     return found
 
@@ -41,7 +42,7 @@ def frames_match_the_asyncapi_document(monkeypatch: pytest.MonkeyPatch) -> None:
             and output.get("type") == "websocket.send"
             and output.get("text") is not None
         ):
-            conversation.received(orjson.loads(output["text"]))
+            conversation.received_text(output["text"])
         return output
 
     monkeypatch.setattr(WebsocketCommunicator, "send_input", sending)
