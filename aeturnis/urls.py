@@ -9,9 +9,11 @@ from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
 from aeturnis.site import RealtimeNotFoundView, landing
 from realtime.ops import api
+from realtime.ops.asyncapi_views import asyncapi_json, asyncapi_page
 from realtime.ops.auth_views import LogoutView
 from realtime.ops.health import healthz, readyz
 from realtime.ops.metrics import metrics_view
+from realtime.ops.online import online_now
 
 REALTIME_API = "api/realtime/"
 
@@ -34,6 +36,8 @@ def without_slash_aliases(endpoints: list[tuple[str, str, str, Any]]) -> list[An
 
 
 urlpatterns = [
+    # Before admin/ so that the admin's catch-all does not take it; staff only.
+    path("admin/realtime/online/", admin.site.admin_view(online_now), name="realtime-online"),
     path("", landing, name="landing"),
     path("play/", include("play.urls")),
     path("admin/", admin.site.urls),
@@ -42,6 +46,8 @@ urlpatterns = [
     path("api/auth/logout/", LogoutView.as_view(), name="logout"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    path("api/asyncapi.json", asyncapi_json, name="asyncapi-json"),
+    path("api/asyncapi/", asyncapi_page, name="asyncapi"),
     path("healthz", healthz, name="healthz"),
     path("readyz", readyz, name="readyz"),
     path("metrics", metrics_view, name="metrics"),

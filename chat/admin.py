@@ -7,11 +7,14 @@ changes reach every server process the same way.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.utils import timezone
+from django.utils.formats import date_format
 
 from chat import services
 from chat.models import Block, ChatMessage, Mute, ProfanityWord
@@ -25,6 +28,15 @@ else:
     _MessageAdminBase = _MuteAdminBase = _WordAdminBase = _BlockAdminBase = admin.ModelAdmin
 
 MUTE_MINUTES = 60
+
+
+def readable_ms(ms: int | None) -> str:
+    """An epoch-milliseconds value as a date and time to the second, in the site's time zone
+    (``2026-03-01 12:34:56 UTC``), for list and detail pages alike."""
+    if ms is None:
+        return "-"
+    moment = timezone.localtime(datetime.fromtimestamp(ms / 1000, tz=UTC))
+    return date_format(moment, "Y-m-d H:i:s T")
 
 
 class DeletedFilter(admin.SimpleListFilter):
@@ -53,14 +65,31 @@ class ChatMessageAdmin(_MessageAdminBase):
         "sender",
         "recipient",
         "text",
-        "sent_ms",
+        "sent",
         "deleted_at",
     )
     list_filter = ("channel", DeletedFilter, "filtered", "zone", "guild")
-    search_fields = ("text", "sender_name", "sender__username", "recipient__username")
+    search_fields = (
+        "text",
+        "original_text",
+        "sender_name",
+        "sender__username",
+        "recipient__username",
+    )
     list_select_related = ("sender", "recipient")
-    readonly_fields = [f.name for f in ChatMessage._meta.fields]
+    # Times in epoch milliseconds are shown as dates ("sent"); the raw field stays for reference.
+    readonly_fields = ["sent", "as_typed", *(f.name for f in ChatMessage._meta.fields)]
     actions = ("delete_for_everyone", "mute_senders")
+
+    @admin.display(description="sent", ordering="sent_ms")
+    def sent(self, obj: ChatMessage) -> str:
+        return readable_ms(obj.sent_ms)
+
+    @admin.display(description="as typed (moderators only)")
+    def as_typed(self, obj: ChatMessage) -> str:
+        """What the sender typed before the profanity filter masked it (the text if nothing was
+        masked); players only ever receive ``text``."""
+        return obj.original_text or obj.text
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -18,7 +18,11 @@ class Channel(models.TextChoices):
 
 
 class ChatMessage(models.Model):
-    """One message as delivered (after filtering). ``sent_ms`` + ``id`` order history."""
+    """One message as delivered (after filtering). ``sent_ms`` + ``id`` order history.
+
+    ``text`` is what players receive; ``original_text`` keeps what the sender typed (after
+    hygiene, before masking) for moderators, and is empty when the filter changed nothing.
+    """
 
     channel = models.CharField(max_length=8, choices=Channel.choices)
     zone = models.ForeignKey(
@@ -45,6 +49,12 @@ class ChatMessage(models.Model):
     pair = models.CharField(max_length=41, blank=True, default="")
     text = models.TextField()
     filtered = models.BooleanField(default=False, help_text="Profanity was masked.")
+    original_text = models.TextField(
+        blank=True,
+        default="",
+        help_text="What the sender typed, before masking; empty when nothing was masked. "
+        "Moderators only: players always receive the text.",
+    )
     sent_ms = models.BigIntegerField(help_text="Milliseconds since the epoch.")
     deleted_at = models.DateTimeField(null=True, blank=True)
     deleted_by = models.ForeignKey(

@@ -33,6 +33,8 @@ class NewMessage:
     zone_id: int | None = None
     guild_id: int | None = None
     recipient_id: int | None = None
+    # What the sender typed before masking (moderators only); "" when it equals ``text``.
+    original: str = ""
 
     def stored(self, message_id: int) -> StoredMessage:
         """This message as it was stored under ``message_id`` (zone key not looked up)."""
@@ -94,6 +96,7 @@ def chat_messages_store(*, messages: Sequence[NewMessage]) -> list[int]:
             pair=whisper_pair(m.sender_id, m.recipient_id) if m.recipient_id else "",
             text=m.text,
             filtered=m.filtered,
+            original_text=m.original if m.original != m.text else "",
             sent_ms=m.sent_ms,
         )
         for m in messages

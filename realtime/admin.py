@@ -1,7 +1,8 @@
 """Moderator tools in the Django admin: announcements, bans, and actions on user accounts.
 
 The user list gets actions to kick (every connection, every process), mute for an hour, ban
-and unban; saving an announcement sends it to every client.
+and unban; saving an announcement sends it to every client. The admin is titled for the game,
+and its index links the live "Online now" page (``realtime.ops.online``).
 """
 
 from __future__ import annotations
@@ -27,6 +28,12 @@ else:
     _BanAdminBase = _AnnouncementAdminBase = admin.ModelAdmin
 
 MODERATION_MINUTES = 60
+
+admin.site.site_header = "Aeturnis Realtime administration"
+admin.site.site_title = "Aeturnis Realtime admin"
+admin.site.index_title = "Game administration"
+# The stock index plus a link to the live "Online now" page.
+admin.site.index_template = "realtime/admin/index.html"
 
 
 @admin.register(Announcement)

@@ -58,11 +58,13 @@ def _channel_room(session: Session, channel: str) -> str:
     return room_names.guild_room(policy.check_guild_channel(playing.guild_id))
 
 
-async def _clean(session: Session, message: str) -> tuple[str, bool]:
-    """Hygiene and the profanity filter; returns the text to store and whether it was masked."""
-    text = policy.checked_message(message)
+async def _clean(session: Session, message: str) -> tuple[str, bool, str]:
+    """Hygiene and the profanity filter: the text players receive, whether it was masked, and
+    what the sender typed after hygiene (kept for moderators)."""
+    typed = policy.checked_message(message)
     profanity = await session.runtime.get(ProfanityCache).get()
-    return policy.filtered(text, profanity, settings.AETURNIS_PROFANITY_MODE)
+    text, masked = policy.filtered(typed, profanity, settings.AETURNIS_PROFANITY_MODE)
+    return text, masked, typed
 
 
 def wire_message(m: StoredMessage) -> dict[str, Any]:
@@ -85,7 +87,7 @@ async def message(session: Session, payload: ChatMessagePayload) -> Reply:
     room = _channel_room(session, payload.channel)
     playing = playing_of(session)
     policy.check_not_muted(muted_until_ms=session.muted_until_ms, now_ms=now_ms())
-    text, masked = await _clean(session, payload.message)
+    text, masked, typed = await _clean(session, payload.message)
     new = NewMessage(
         channel=payload.channel,
         sender_id=session.user_id,
@@ -93,6 +95,7 @@ async def message(session: Session, payload: ChatMessagePayload) -> Reply:
         sender_name=playing.name,
         text=text,
         filtered=masked,
+        original=typed,
         sent_ms=now_ms(),
         zone_id=playing.zone_id if payload.channel == "zone" else None,
         guild_id=playing.guild_id if payload.channel == "guild" else None,
@@ -126,7 +129,7 @@ async def _whisper_target(payload: ChatWhisperPayload) -> int:
 
 async def whisper(session: Session, payload: ChatWhisperPayload) -> Reply:
     policy.check_not_muted(muted_until_ms=session.muted_until_ms, now_ms=now_ms())
-    text, masked = await _clean(session, payload.message)
+    text, masked, typed = await _clean(session, payload.message)
     target = await _whisper_target(payload)
     if target == session.user_id:
         raise Reject(ErrorCode.INVALID_REQUEST, "You cannot whisper to yourself")
@@ -145,6 +148,7 @@ async def whisper(session: Session, payload: ChatWhisperPayload) -> Reply:
         sender_name=name,
         text=text,
         filtered=masked,
+        original=typed,
         sent_ms=sent,
         recipient_id=target,
     )

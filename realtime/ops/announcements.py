@@ -1,4 +1,8 @@
-"""System announcements to every connected client (PROTOCOL.md §5.1)."""
+"""System announcements to every connected client (PROTOCOL.md §5.1).
+
+Every announcement sent is recorded as an ``Announcement`` row, whoever sent it (the admin, the
+API, ``manage.py announce``), so moderators find them all in the admin's list.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from typing import Any
 from realtime.core.clock import now_ms
 from realtime.core.constants import ROOM_GLOBAL_EVENTS
 from realtime.fanout import broadcast
+from realtime.models import Announcement
 
 MAX_ANNOUNCEMENT_LENGTH = 500
 
@@ -42,3 +47,16 @@ def announce_sync(message: str, priority: Priority = Priority.MEDIUM) -> dict[st
     payload = announcement_payload(validate_announcement(message), priority)
     broadcast.to_room_sync(ROOM_GLOBAL_EVENTS, "system:announcement", payload)
     return payload
+
+
+def announcement_send(
+    message: str, priority: Priority = Priority.MEDIUM, *, sent_by_id: int | None
+) -> dict[str, Any]:
+    """Record the announcement, then send it; returns the payload sent.
+
+    Raises ``ValueError`` (and records nothing) when the text is empty or too long. The admin,
+    which saves its own row, calls ``announce_sync`` instead, so nothing is recorded twice.
+    """
+    text = validate_announcement(message)
+    Announcement.objects.create(message=text, priority=priority.value, sent_by_id=sent_by_id)
+    return announce_sync(text, priority)

@@ -20,7 +20,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from realtime.core.redis_client import redis_enabled
-from realtime.ops.announcements import Priority, announce_sync
+from realtime.ops.announcements import Priority, announcement_send
 from realtime.ops.moderation import (
     MAX_MINUTES,
     ModerationError,
@@ -156,7 +156,9 @@ class AnnouncementView(RealtimeAPIView):
     def post(self, request: Request) -> Response:
         body = _valid(AnnouncementBody, request)
         try:
-            payload = announce_sync(body["message"], Priority(body["priority"]))
+            payload = announcement_send(
+                body["message"], Priority(body["priority"]), sent_by_id=request.user.pk
+            )
         except ValueError as exc:
             return failure("VALIDATION_ERROR", str(exc), status.HTTP_400_BAD_REQUEST)
         return envelope(payload)

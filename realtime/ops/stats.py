@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from datetime import UTC, datetime
 from typing import Any, cast
 
 import orjson
@@ -28,9 +29,11 @@ def live_processes() -> list[dict[str, Any]]:
     return [orjson.loads(raw) for raw in reports if raw]
 
 
-def gather_stats() -> dict[str, Any]:
-    """The contract's stats body, summed over every live process."""
-    processes = live_processes()
+def gather_stats(processes: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The contract's stats body, summed over every live process (``processes``: reports
+    already read with ``live_processes``)."""
+    if processes is None:
+        processes = live_processes()
     rooms: Counter[str] = Counter()
     users: set[int] = set()
     for report in processes:
@@ -47,6 +50,8 @@ def gather_stats() -> dict[str, Any]:
                 "host": p.get("host"),
                 "pid": p.get("pid"),
                 "connections": p.get("connections", 0),
+                "users": len(p.get("userIds", [])),
+                "rooms": len(p.get("rooms", {})),
                 "reportedAt": p.get("reportedAt"),
             }
             for p in processes
@@ -58,3 +63,28 @@ def gather_stats() -> dict[str, Any]:
         "uptime": max(0, (now - oldest) // 1000),
         "timestamp": now,
     }
+
+
+def _datetime_of_ms(ms: Any) -> datetime | None:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC) if isinstance(ms, int | float) else None
+
+
+def process_details(processes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per process: its counts, its rooms (busiest first) and its times as datetimes, for the
+    admin's "Online now" page."""
+    details = []
+    for p in sorted(processes, key=lambda p: (str(p.get("host")), int(p.get("pid") or 0))):
+        rooms = sorted(p.get("rooms", {}).items(), key=lambda item: (-item[1], item[0]))
+        details.append(
+            {
+                "process": p.get("process"),
+                "host": p.get("host"),
+                "pid": p.get("pid"),
+                "connections": p.get("connections", 0),
+                "users": len(p.get("userIds", [])),
+                "rooms": rooms,
+                "started": _datetime_of_ms(p.get("startedAt")),
+                "reported": _datetime_of_ms(p.get("reportedAt")),
+            }
+        )
+    return details

@@ -8,7 +8,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, Field, StrictFloat, StrictInt, StrictStr, TypeAdapter
+from pydantic import (
+    BeforeValidator,
+    Field,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    TypeAdapter,
+    WithJsonSchema,
+)
 
 from realtime.protocol.payloads import Payload
 
@@ -24,7 +32,20 @@ def _wire_id(value: Any) -> Any:
     return value
 
 
-WireId = Annotated[StrictInt, Field(ge=1, le=MAX_ID), BeforeValidator(_wire_id)]
+# Documented as the wire carries it (a string of digits), though integers are accepted too.
+WIRE_ID_SCHEMA = {
+    "anyOf": [
+        {"type": "string", "pattern": "^[0-9]{1,19}$"},
+        {"type": "integer", "minimum": 1, "maximum": MAX_ID},
+    ],
+    "description": "An id: a string of digits (an integer is accepted too).",
+}
+WireId = Annotated[
+    StrictInt,
+    Field(ge=1, le=MAX_ID),
+    BeforeValidator(_wire_id),
+    WithJsonSchema(WIRE_ID_SCHEMA),
+]
 Number = StrictFloat  # strict: ints are accepted as floats, booleans and strings are not
 
 

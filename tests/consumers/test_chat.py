@@ -124,6 +124,28 @@ async def test_profanity_is_masked_and_the_list_reloads_when_changed(world: Any)
     await bob.disconnect()
 
 
+async def test_moderators_keep_the_original_of_a_masked_message_players_never_see_it(
+    world: Any,
+) -> None:
+    await database_sync_to_async(ProfanityWord.objects.create)(word="grobble")
+    alice = await play(world["alice"])
+    bob = await play(world["bob"])
+    sent = await say(alice, "zone", "  what a \x07GR0BBLE   day ", ack=1)
+    assert (await next_event(bob, "chat:message"))["message"] == "what a ******* day"
+    row = await database_sync_to_async(ChatMessage.objects.get)(pk=int(sent["data"]["id"]))
+    # After hygiene (control character gone, spaces collapsed), before masking.
+    assert row.text == "what a ******* day" and row.original_text == "what a GR0BBLE day"
+    await say(alice, "zone", "a clean one", ack=2)
+    clean = await database_sync_to_async(ChatMessage.objects.get)(text="a clean one")
+    assert clean.original_text == ""  # nothing masked: nothing kept twice
+    history = await request(bob, "chat:history", {"channel": "zone"}, ack=3)
+    texts = [m["message"] for m in history["data"]["messages"]]
+    assert texts[-2:] == ["what a ******* day", "a clean one"]
+    assert "GR0BBLE" not in str(history)
+    await alice.disconnect()
+    await bob.disconnect()
+
+
 @override_settings(AETURNIS_PROFANITY_MODE="reject")
 async def test_profanity_is_refused_in_reject_mode(world: Any) -> None:
     await database_sync_to_async(ProfanityWord.objects.create)(word="grobble")

@@ -10,6 +10,7 @@ import pytest
 from channels.db import database_sync_to_async
 from rest_framework_simplejwt.tokens import AccessToken
 
+from realtime.ops.announcements import Priority, announcement_payload
 from realtime.transport.app import app_runtime
 from tests.conftest import WS_TIMEOUT, access_for, connect, connect_as
 
@@ -219,11 +220,14 @@ async def test_room_broadcast_reaches_members_with_room_and_increasing_offsets(
     a, initial = await connect_as(user)
     b, _ = await connect_as(other)
     epoch = initial["offsets"]["global:events"]["epoch"]
+    # Real announcements: every frame a consumer test receives must match the AsyncAPI document.
+    one_data = announcement_payload("one", Priority.LOW)
+    two_data = announcement_payload("two", Priority.LOW)
     first = await (await app_runtime()).broadcast.to_room(
-        "global:events", "system:announcement", {"message": "one"}
+        "global:events", "system:announcement", one_data
     )
     second = await (await app_runtime()).broadcast.to_room(
-        "global:events", "system:announcement", {"message": "two"}
+        "global:events", "system:announcement", two_data
     )
     assert second == first + 1
     for comm in (a, b):
@@ -231,12 +235,12 @@ async def test_room_broadcast_reaches_members_with_room_and_increasing_offsets(
         two = await comm.receive_json_from(timeout=WS_TIMEOUT)
         assert one == {
             "event": "system:announcement",
-            "data": {"message": "one"},
+            "data": one_data,
             "room": "global:events",
             "offset": first,
             "epoch": epoch,
         }
-        assert two["offset"] == second and two["data"] == {"message": "two"}
+        assert two["offset"] == second and two["data"] == two_data
     await a.disconnect()
     await b.disconnect()
 
@@ -264,7 +268,7 @@ async def test_excluded_socket_does_not_receive_its_own_broadcast(
     a, initial_a = await connect_as(user)
     b, _ = await connect_as(other)
     await (await app_runtime()).broadcast.to_room(
-        "global:chat", "chat:message", {"m": 1}, exclude=initial_a["socketId"]
+        "global:chat", "test:probe", {"m": 1}, exclude=initial_a["socketId"]
     )
     assert (await b.receive_json_from(timeout=WS_TIMEOUT))["data"] == {"m": 1}
     assert await a.receive_nothing(timeout=0.3)
@@ -278,9 +282,7 @@ async def test_resume_replays_missed_events_in_order_then_reports(user: Any) -> 
     epoch = initial["offsets"]["global:events"]["epoch"]
     await comm.disconnect()
     for n in range(3):
-        await (await app_runtime()).broadcast.to_room(
-            "global:events", "system:announcement", {"n": n}
-        )
+        await (await app_runtime()).broadcast.to_room("global:events", "test:probe", {"n": n})
     comm, _ = await connect_as(user)
     await comm.send_json_to(
         {
@@ -312,9 +314,7 @@ async def test_resume_past_the_history_says_not_recovered(settings: Any, user: A
     settings.AETURNIS_HISTORY_SIZE = 2
     comm, _ = await connect_as(user)
     for n in range(5):
-        await (await app_runtime()).broadcast.to_room(
-            "global:events", "system:announcement", {"n": n}
-        )
+        await (await app_runtime()).broadcast.to_room("global:events", "test:probe", {"n": n})
     for _ in range(5):
         await comm.receive_json_from(timeout=WS_TIMEOUT)
     await comm.send_json_to({"event": "sync:resume", "data": {"rooms": {"global:events": 0}}})

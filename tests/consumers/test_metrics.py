@@ -24,7 +24,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from realtime.connection.outbound import AsgiOutbound
 from realtime.core import metrics
 from realtime.core.logs import JsonFormatter
-from realtime.handlers import dispatch
+from realtime.handlers import dispatch, system
 from realtime.protocol import payloads
 from realtime.protocol.frames import Frame
 from realtime.transport.app import app_runtime
@@ -301,8 +301,9 @@ async def test_logs_while_handling_a_connection_carry_its_socket_and_user_ids(
     log = logging.getLogger("tests.metrics.noisy")
     log.addHandler(handler)
 
-    async def noisy_ping(session: Any, payload: Any) -> None:
+    async def noisy_ping(session: Any, payload: Any) -> Any:
         log.warning("ping from %s", json.dumps({"token": "s3cr3t-value"}))
+        return await system.ping(session, payload)
 
     monkeypatch.setitem(dispatch.ROUTES, "ping", dispatch.Route(payloads.PING, noisy_ping, None))
     try:

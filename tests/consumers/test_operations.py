@@ -16,7 +16,7 @@ from rest_framework.test import APIClient
 
 from realtime.models import Announcement
 from tests.conftest import WS_TIMEOUT, access_for, connect, connect_as
-from tests.consumers.world import next_event
+from tests.consumers.world import next_event, no_event
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -132,8 +132,37 @@ async def test_an_announcement_saved_in_the_admin_reaches_everyone(
     assert response.status_code == 302
     got = await next_event(comm, "system:announcement")
     assert got["message"] == "Server restart soon" and got["priority"] == "high"
+    await no_event(comm, "system:announcement")  # sent once
     assert await database_sync_to_async(Announcement.objects.count)() == 1
     await comm.disconnect()
+
+
+@override_settings(AETURNIS_PRESENCE_REFRESH_S=0.5)  # with Redis, processes report this often
+async def test_online_now_lists_connections_users_and_rooms_per_process(
+    people: Any, client: Any
+) -> None:
+    one, _ = await connect_as(people["player"])
+    two, _ = await connect_as(people["player"])
+
+    def page() -> str:
+        client.force_login(people["staff"])
+        response = client.get("/admin/realtime/online/")
+        assert response.status_code == 200
+        return str(response.content.decode())
+
+    html = ""
+    for _ in range(40):
+        html = await database_sync_to_async(page)()
+        if '<strong id="online-connections">2</strong>' in html:
+            break
+        await asyncio.sleep(0.1)
+    assert '<strong id="online-connections">2</strong>' in html
+    assert '<strong id="online-users">1</strong>' in html
+    assert '<strong id="online-processes">1</strong>' in html
+    assert f"<tr><td>user:{people['player'].pk}</td><td>2</td></tr>" in html
+    assert "<tr><td>global:chat</td><td>2</td></tr>" in html
+    await one.disconnect()
+    await two.disconnect()
 
 
 async def test_admin_actions_kick_and_ban_users(people: Any, client: Any) -> None:
@@ -164,6 +193,8 @@ async def test_the_operator_commands_reach_live_connections(people: Any) -> None
     assert await next_event(comm, "quest:update") == {"n": 1}
     await database_sync_to_async(call_command)("announce", "Hello all", "--priority", "low")
     assert (await next_event(comm, "system:announcement"))["message"] == "Hello all"
+    recorded = await database_sync_to_async(Announcement.objects.get)()
+    assert (recorded.message, recorded.priority, recorded.sent_by_id) == ("Hello all", "low", None)
     out = StringIO()
     for _ in range(40):
         out = StringIO()

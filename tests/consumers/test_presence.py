@@ -145,9 +145,9 @@ async def test_a_character_that_joins_a_guild_while_played_joins_its_room(world:
             break
         await asyncio.sleep(0.05)
     await (await app_runtime()).broadcast.to_room(
-        rooms.guild_room(guild.pk), "guild:notice", {"text": "welcome"}
+        rooms.guild_room(guild.pk), "test:probe", {"text": "welcome"}
     )
-    assert (await next_event(carol, "guild:notice")) == {"text": "welcome"}
+    assert (await next_event(carol, "test:probe")) == {"text": "welcome"}
     await database_sync_to_async(
         GuildMembership.objects.filter(character=world["carol"].character).delete
     )()
@@ -156,7 +156,7 @@ async def test_a_character_that_joins_a_guild_while_played_joins_its_room(world:
             break
         await asyncio.sleep(0.05)
     await (await app_runtime()).broadcast.to_room(
-        rooms.guild_room(guild.pk), "guild:notice", {"text": "bye"}
+        rooms.guild_room(guild.pk), "test:probe", {"text": "bye"}
     )
     await nothing_more(carol)
     await carol.disconnect()

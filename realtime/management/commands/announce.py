@@ -7,7 +7,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from realtime.management.commands._reach import require_redis
-from realtime.ops.announcements import Priority, announce_sync
+from realtime.ops.announcements import Priority, announcement_send
 
 
 class Command(BaseCommand):
@@ -22,7 +22,9 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         require_redis()
         try:
-            payload = announce_sync(options["message"], Priority(options["priority"]))
+            payload = announcement_send(
+                options["message"], Priority(options["priority"]), sent_by_id=None
+            )
         except ValueError as exc:
             raise CommandError(str(exc)) from exc
         self.stdout.write(
