@@ -332,6 +332,14 @@ AETURNIS_OUTBOUND_BUFFER_BYTES = env_int("AETURNIS_OUTBOUND_BUFFER_BYTES", 1024 
 # socket (a client that stopped reading still gets its 4008 when it reads again).
 AETURNIS_CLOSE_GRACE_S = env_float("AETURNIS_CLOSE_GRACE_S", 10)
 AETURNIS_MAX_FRAME_BYTES = 64 * 1024
+# The largest frame an operator may have sent to clients (notify's data, encoded as the
+# transports frame it): what the admin API and commands refuse above (issue #19).
+AETURNIS_MAX_OUTBOUND_FRAME_BYTES = env_int("AETURNIS_MAX_OUTBOUND_FRAME_BYTES", 64 * 1024)
+if not 1024 <= AETURNIS_MAX_OUTBOUND_FRAME_BYTES <= AETURNIS_OUTBOUND_BUFFER_BYTES:
+    # Above the buffer bound a single frame to a client that is a little behind closes it 4008.
+    raise ImproperlyConfigured(
+        "AETURNIS_MAX_OUTBOUND_FRAME_BYTES must be between 1024 and AETURNIS_OUTBOUND_BUFFER_BYTES"
+    )
 # HTTP request bodies over this are refused with 413 before they are read.
 AETURNIS_MAX_REQUEST_BYTES = env_int("AETURNIS_MAX_REQUEST_BYTES", 1024 * 1024)
 # Password checks (PBKDF2, ~270 ms of CPU each) that may run at once in one process, and how
