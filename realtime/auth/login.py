@@ -25,9 +25,6 @@ import contextlib
 import hashlib
 import logging
 import math
-import os
-import sys
-import threading
 import weakref
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -141,30 +138,14 @@ class LoginThrottle:
         await self._on_limiter(lambda limiter: limiter.clear(FAILURES_PER_USER, identity))
 
 
-# How much lower than the process's own the scheduling priority of a password-check thread is
-# (Linux niceness, which is per thread there): when the game's event loop and a hash want the
-# same core, the loop gets it (CFS weights: about 10 to 1).
-PASSWORD_CHECK_NICENESS = 10
-
 # One pool per size, shared by every event loop of the process: its threads are the bound.
 _executors: dict[int, ThreadPoolExecutor] = {}
-
-
-def _lower_priority() -> None:
-    if not sys.platform.startswith("linux"):
-        return
-    thread = threading.get_native_id()
-    with contextlib.suppress(OSError):
-        niceness = os.getpriority(os.PRIO_PROCESS, thread)
-        os.setpriority(os.PRIO_PROCESS, thread, min(19, niceness + PASSWORD_CHECK_NICENESS))
 
 
 def _executor(size: int) -> ThreadPoolExecutor:
     executor = _executors.get(size)
     if executor is None:
-        executor = ThreadPoolExecutor(
-            max_workers=size, thread_name_prefix="password-check", initializer=_lower_priority
-        )
+        executor = ThreadPoolExecutor(max_workers=size, thread_name_prefix="password-check")
         _executors[size] = executor
     return executor
 

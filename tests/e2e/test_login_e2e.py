@@ -16,12 +16,10 @@ import itertools
 import json
 import logging
 import math
-import threading
+import sys
 import time
-import uuid
-from collections import Counter
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass, field
 
 import pytest
 from websockets.asyncio.client import ClientConnection
@@ -29,6 +27,7 @@ from websockets.asyncio.client import ClientConnection
 from tests.e2e.conftest import (
     E2E_PASSWORD,
     RELAXED_IP_LIMITS,
+    REPO_ROOT,
     ServerProcess,
     connect_authenticated,
     create_user,
@@ -36,6 +35,7 @@ from tests.e2e.conftest import (
     requires_postgres,
     requires_redis_and_postgres,
 )
+from tests.e2e.login_flood import REQUEST_TIMEOUT_S, next_address, post_login
 
 pytestmark = [pytest.mark.e2e, requires_postgres, pytest.mark.django_db(transaction=True)]
 
@@ -46,22 +46,19 @@ PING_INTERVAL_S = 0.025
 WARMUP_S = 1.0
 QUIET_S = 4.0
 FLOOD_S = 8.0
-# Seconds a flood request may take: the wait for a hashing slot plus one hash, with room.
-FLOOD_REQUEST_TIMEOUT_S = 30.0
 # On a shared 2-core machine a quiet p99 of a few milliseconds doubles from scheduler noise
-# alone (another process's burst, a page fault, the test's own flood thread): 2x of 3 ms says
-# nothing about starvation. The issue measured p99 going from 6.6 ms to over 10 s, so an
-# absolute allowance of 20 ms on top of the quiet value keeps the test sensitive to what it
-# guards against (hundreds of milliseconds and more) without failing on noise.
+# alone (another process's burst, a page fault, the flood's own client process): 2x of 3 ms says
+# nothing about starvation. The issue measured p99 going from 6.6 ms to over 10 s, and without
+# the bound (or with 16 password checks at once) this test measured 55-140 ms, so an absolute
+# allowance of 20 ms on top of the quiet value keeps it sensitive to what it guards against
+# without failing on noise.
 ABSOLUTE_ALLOWANCE_S = 0.020
-
-_addresses = itertools.count(1)
-
-
-def next_address() -> str:
-    """A distinct client address from 10.0.0.0/8 for every call."""
-    n = next(_addresses)
-    return f"10.{(n >> 16) & 255}.{(n >> 8) & 255}.{n & 255}"
+# The quiet value is measured before and after the flood, and the larger taken: when other
+# work on the machine starts or stops during the test, the baseline sees it as the flood does.
+# Other work can still land on the flood's seconds only: a measurement that fails is repeated,
+# up to three times in all. Noise passes one of three; starvation fails all three (it did, every
+# time, with AETURNIS_PASSWORD_HASH_CONCURRENCY=16).
+MEASUREMENTS = 3
 
 
 def p99(samples: list[float]) -> float:
@@ -69,94 +66,36 @@ def p99(samples: list[float]) -> float:
     return ordered[max(0, math.ceil(0.99 * len(ordered)) - 1)]
 
 
-async def post_login(
-    port: int, username: str, password: str, forwarded_for: str
-) -> tuple[int, dict[str, str], Any]:
-    """One ``POST /api/auth/token/`` on its own connection: (status, headers, JSON body)."""
-    body = json.dumps({"username": username, "password": password}).encode()
-    head = (
-        f"POST /api/auth/token/ HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
-        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
-        f"X-Forwarded-For: {forwarded_for}\r\nConnection: close\r\n\r\n"
-    ).encode()
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    try:
-        writer.write(head + body)
-        raw = await reader.read()
-    finally:
-        writer.close()
-    header_block, _, payload = raw.partition(b"\r\n\r\n")
-    lines = header_block.decode("latin-1").split("\r\n")
-    status = int(lines[0].split()[1])
-    headers = {}
-    for line in lines[1:]:
-        name, _, value = line.partition(":")
-        headers[name.strip().lower()] = value.strip()
-    if headers.get("transfer-encoding") == "chunked":
-        payload = _unchunk(payload)
-    try:
-        decoded = json.loads(payload) if payload else None
-    except ValueError:
-        decoded = payload.decode(errors="replace")
-    return status, headers, decoded
-
-
-def _unchunk(data: bytes) -> bytes:
-    out = b""
-    while data:
-        size_line, _, rest = data.partition(b"\r\n")
-        size = int(size_line.split(b";")[0], 16)
-        if size == 0:
-            break
-        out += rest[:size]
-        data = rest[size + 2 :]
-    return out
-
-
 class Flood:
-    """Concurrent wrong-password logins from distinct addresses, in a thread of its own (its
-    own event loop), so the pinger's loop measures the server and not the flood's clients."""
+    """``tests/e2e/login_flood.py`` in a process of its own, like a real attacker."""
 
-    def __init__(self, port: int, clients: int) -> None:
-        self.port = port
-        self.clients = clients
-        self.statuses: Counter[int] = Counter()
-        self.codes: Counter[str] = Counter()
-        self.retry_after: Counter[str] = Counter()
-        self.errors: Counter[str] = Counter()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="login-flood", daemon=True)
+    def __init__(self, port: int, clients: int, seconds: float) -> None:
+        self.args = [str(port), "--clients", str(clients), "--seconds", str(seconds)]
+        self.process: asyncio.subprocess.Process | None = None
 
-    def start(self) -> None:
-        self._thread.start()
+    async def start(self) -> None:
+        self.process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "tests.e2e.login_flood",
+            *self.args,
+            cwd=REPO_ROOT,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
 
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(FLOOD_REQUEST_TIMEOUT_S + 5)
-        assert not self._thread.is_alive(), "the flood's requests did not finish"
+    async def result(self) -> dict[str, dict[str, int]]:
+        """What the flood saw, once its last requests are answered."""
+        assert self.process is not None
+        async with asyncio.timeout(REQUEST_TIMEOUT_S + 10):
+            out, err = await self.process.communicate()
+        assert self.process.returncode == 0, err.decode(errors="replace")
+        result: dict[str, dict[str, int]] = json.loads(out)
+        return result
 
-    def _run(self) -> None:
-        asyncio.run(self._flood())
-
-    async def _flood(self) -> None:
-        await asyncio.gather(*(self._client() for _ in range(self.clients)))
-
-    async def _client(self) -> None:
-        while not self._stop.is_set():
-            try:
-                async with asyncio.timeout(FLOOD_REQUEST_TIMEOUT_S):
-                    status, headers, body = await post_login(
-                        self.port, f"flood_{uuid.uuid4().hex[:12]}", "wrong", next_address()
-                    )
-            except (OSError, TimeoutError) as exc:
-                self.errors[type(exc).__name__] += 1
-                await asyncio.sleep(0.05)
-                continue
-            self.statuses[status] += 1
-            if isinstance(body, dict) and "code" in body:
-                self.codes[str(body["code"])] += 1
-            if "retry-after" in headers:
-                self.retry_after[headers["retry-after"]] += 1
+    def kill(self) -> None:
+        if self.process is not None and self.process.returncode is None:
+            self.process.kill()
 
 
 @pytest.mark.redis
@@ -215,6 +154,50 @@ async def ping_rtts(ws: ClientConnection, seconds: float, acks: Callable[[], int
     return rtts
 
 
+@dataclass(frozen=True)
+class Measurement:
+    quiet_before: list[float] = field(repr=False)
+    flooded: list[float] = field(repr=False)
+    quiet_after: list[float] = field(repr=False)
+    seen: dict[str, dict[str, int]]
+
+    @property
+    def quiet_p99(self) -> float:
+        return max(p99(self.quiet_before), p99(self.quiet_after))
+
+    @property
+    def allowed(self) -> float:
+        return max(2 * self.quiet_p99, self.quiet_p99 + ABSOLUTE_ALLOWANCE_S)
+
+    @property
+    def passed(self) -> bool:
+        return p99(self.flooded) <= self.allowed
+
+    def summary(self) -> str:
+        return (
+            f"ping p99 quiet {p99(self.quiet_before) * 1000:.1f} ms before and "
+            f"{p99(self.quiet_after) * 1000:.1f} ms after ({len(self.quiet_before)}, "
+            f"{len(self.quiet_after)} pings), during the flood "
+            f"{p99(self.flooded) * 1000:.1f} ms ({len(self.flooded)} pings), allowed "
+            f"{self.allowed * 1000:.1f} ms; the flood saw {self.seen}"
+        )
+
+
+async def measure(
+    server: ServerProcess, ws: ClientConnection, acks: Callable[[], int]
+) -> Measurement:
+    quiet_before = await ping_rtts(ws, QUIET_S, acks)
+    flood = Flood(server.port, FLOOD_CLIENTS, FLOOD_S)
+    await flood.start()
+    try:
+        flooded = await ping_rtts(ws, FLOOD_S, acks)
+        seen = await flood.result()
+    finally:
+        flood.kill()
+    quiet_after = await ping_rtts(ws, QUIET_S, acks)
+    return Measurement(quiet_before, flooded, quiet_after, seen)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", ["daphne", "uvicorn"])
 async def test_login_flood_leaves_ping_latency_within_twice_its_quiet_value(
@@ -231,25 +214,16 @@ async def test_login_flood_leaves_ping_latency_within_twice_its_quiet_value(
 
     async with connect_authenticated(server, token) as (ws, _):
         await ping_rtts(ws, WARMUP_S, acks)
-        quiet = await ping_rtts(ws, QUIET_S, acks)
-        flood = Flood(server.port, FLOOD_CLIENTS)
-        flood.start()
-        try:
-            flooded = await ping_rtts(ws, FLOOD_S, acks)
-        finally:
-            await asyncio.to_thread(flood.stop)
+        for attempt in range(1, MEASUREMENTS + 1):
+            result = await measure(server, ws, acks)
+            logger.info("%s, measurement %d: %s", kind, attempt, result.summary())
+            if result.passed:
+                break
 
-    quiet_p99, flood_p99 = p99(quiet), p99(flooded)
-    allowed = max(2 * quiet_p99, quiet_p99 + ABSOLUTE_ALLOWANCE_S)
-    summary = (
-        f"{kind}: ping p99 quiet {quiet_p99 * 1000:.1f} ms ({len(quiet)} pings), during the "
-        f"flood {flood_p99 * 1000:.1f} ms ({len(flooded)} pings), allowed "
-        f"{allowed * 1000:.1f} ms; flood answers {dict(flood.statuses)}, codes "
-        f"{dict(flood.codes)}, Retry-After {dict(flood.retry_after)}, errors {dict(flood.errors)}"
-    )
-    logger.info(summary)
-    assert flood_p99 <= allowed, summary
+    summary = f"{kind}: {result.summary()}"
+    assert result.passed, summary
     # The flood reached the password check (401s) and was held back by the bound (429s).
-    assert flood.statuses[401] > 0, summary
-    assert flood.statuses[429] > 0 and flood.codes["login_busy"] > 0, summary
-    assert set(flood.statuses) <= {401, 429}, summary
+    statuses, codes = result.seen["statuses"], result.seen["codes"]
+    assert statuses.get("401", 0) > 0, summary
+    assert statuses.get("429", 0) > 0 and codes.get("login_busy", 0) > 0, summary
+    assert set(statuses) <= {"401", "429"} and not result.seen["errors"], summary
