@@ -64,6 +64,14 @@ class TokenObtainView(View):
 
     http_method_names = ["post", "options"]
 
+    async def http_method_not_allowed(  # type: ignore[override]  # async, as every handler here
+        self, request: HttpRequest, *args: Any, **kwargs: Any
+    ) -> JsonResponse:
+        """405 with a body, as simplejwt's DRF view answered."""
+        response = _error(405, f'Method "{request.method}" not allowed.', "method_not_allowed")
+        response["Allow"] = ", ".join(m.upper() for m in self.http_method_names)
+        return response
+
     async def post(self, request: HttpRequest) -> JsonResponse:
         try:
             credentials = _credentials(request)

@@ -121,6 +121,12 @@ async def test_inactive_account_is_refused_like_a_wrong_password(make_user: Any)
     assert response.status_code == 401 and response.json() == NO_ACCOUNT
 
 
+async def test_other_methods_are_405_with_a_body() -> None:
+    response = await from_ip("10.0.0.1").get(TOKEN_URL)
+    assert response.status_code == 405 and response["Allow"] == "POST, OPTIONS"
+    assert response.json()["code"] == "method_not_allowed"
+
+
 async def test_missing_fields_are_400_field_errors_and_check_no_password(
     hashes: list[str],
 ) -> None:
