@@ -124,6 +124,8 @@ CORS_ALLOWED_ORIGINS: list[str] = _cors["CORS_ALLOWED_ORIGINS"]
 CORS_ALLOW_CREDENTIALS: bool = _cors["CORS_ALLOW_CREDENTIALS"]
 # The HTTP API only: /socket.io/ answers CORS itself (the Socket.IO transport).
 CORS_URLS_REGEX = r"^/api/.*$"
+# A refused login (429) says when to try again; scripts of allowed origins may read it.
+CORS_EXPOSE_HEADERS = ["Retry-After"]
 # Unsafe requests from these origins pass Django's CSRF check (e.g. the admin or a web client
 # on another host using the session). By default the browser origins allowed above.
 CSRF_TRUSTED_ORIGINS = env_list(
@@ -332,8 +334,25 @@ AETURNIS_OUTBOUND_BUFFER_BYTES = env_int("AETURNIS_OUTBOUND_BUFFER_BYTES", 1024 
 # socket (a client that stopped reading still gets its 4008 when it reads again).
 AETURNIS_CLOSE_GRACE_S = env_float("AETURNIS_CLOSE_GRACE_S", 10)
 AETURNIS_MAX_FRAME_BYTES = 64 * 1024
+# The largest frame an operator may have sent to clients (notify's data, encoded as the
+# transports frame it): what the admin API and commands refuse above (issue #19).
+AETURNIS_MAX_OUTBOUND_FRAME_BYTES = env_int("AETURNIS_MAX_OUTBOUND_FRAME_BYTES", 64 * 1024)
+if not 1024 <= AETURNIS_MAX_OUTBOUND_FRAME_BYTES <= AETURNIS_OUTBOUND_BUFFER_BYTES:
+    # Above the buffer bound a single frame to a client that is a little behind closes it 4008.
+    raise ImproperlyConfigured(
+        "AETURNIS_MAX_OUTBOUND_FRAME_BYTES must be between 1024 and AETURNIS_OUTBOUND_BUFFER_BYTES"
+    )
 # HTTP request bodies over this are refused with 413 before they are read.
 AETURNIS_MAX_REQUEST_BYTES = env_int("AETURNIS_MAX_REQUEST_BYTES", 1024 * 1024)
+# Password checks (PBKDF2, ~270 ms of CPU each) that may run at once in one process, and how
+# long a login waits for a free one before it is refused 429 (realtime.auth.login, issue #19):
+# a login flood costs each process at most that many cores and the game keeps the rest.
+AETURNIS_PASSWORD_HASH_CONCURRENCY = env_int("AETURNIS_PASSWORD_HASH_CONCURRENCY", 1)
+if not 1 <= AETURNIS_PASSWORD_HASH_CONCURRENCY <= 64:
+    raise ImproperlyConfigured("AETURNIS_PASSWORD_HASH_CONCURRENCY must be between 1 and 64")
+AETURNIS_PASSWORD_HASH_WAIT_S = env_float("AETURNIS_PASSWORD_HASH_WAIT_S", 2)
+if not 0 <= AETURNIS_PASSWORD_HASH_WAIT_S <= 60:  # also refuses NaN
+    raise ImproperlyConfigured("AETURNIS_PASSWORD_HASH_WAIT_S must be between 0 and 60 seconds")
 # Engine.IO heartbeat of the Socket.IO endpoint (PROTOCOL.md §1.2); tests shorten them.
 AETURNIS_SIO_PING_INTERVAL_MS = env_int("AETURNIS_SIO_PING_INTERVAL_MS", 25000)
 AETURNIS_SIO_PING_TIMEOUT_MS = env_int("AETURNIS_SIO_PING_TIMEOUT_MS", 60000)

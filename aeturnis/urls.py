@@ -5,13 +5,14 @@ from typing import Any
 from django.contrib import admin
 from django.urls import URLPattern, include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
-from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
+from rest_framework_simplejwt.views import TokenRefreshView
 
 from aeturnis.site import RealtimeNotFoundView, landing
 from realtime.ops import api
 from realtime.ops.asyncapi_views import asyncapi_json, asyncapi_page
 from realtime.ops.auth_views import LogoutView
 from realtime.ops.health import healthz, readyz
+from realtime.ops.login import token_obtain_view
 from realtime.ops.metrics import metrics_view
 from realtime.ops.online import online_now
 
@@ -41,7 +42,7 @@ urlpatterns = [
     path("", landing, name="landing"),
     path("play/", include("play.urls")),
     path("admin/", admin.site.urls),
-    path("api/auth/token/", TokenObtainPairView.as_view(), name="token_obtain_pair"),
+    path("api/auth/token/", token_obtain_view(), name="token_obtain_pair"),
     path("api/auth/token/refresh/", TokenRefreshView.as_view(), name="token_refresh"),
     path("api/auth/logout/", LogoutView.as_view(), name="logout"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

@@ -277,6 +277,10 @@ def server_env(cfg: Config, sqlite_path: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
     env["AETURNIS_RATE_LIMITS"] = json.dumps(RATE_LIMITS)
     env["PYTHONUNBUFFERED"] = "1"
+    # Every player logs in before the measurement, --token-concurrency at a time: the server
+    # checks one password at a time and refuses a login that waited 2 s (429 login_busy), so
+    # let them queue instead.
+    env["AETURNIS_PASSWORD_HASH_WAIT_S"] = "60"
     if cfg.use_redis:
         env["DATABASE_URL"] = cfg.database_url
         env["REDIS_URL"] = cfg.redis_url

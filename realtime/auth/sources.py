@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import parse_qs
 
 from django.conf import settings
+from django.http import HttpRequest
 
 from realtime.core.constants import SUBPROTOCOL, SUBPROTOCOL_BEARER_PREFIX
 
@@ -73,9 +74,19 @@ def client_ip(scope: Scope) -> str:
     """The peer address, or behind a trusted proxy the nearest untrusted ``X-Forwarded-For`` hop."""
     client = scope.get("client")
     peer = str(client[0]) if client else "unknown"
+    return _client_behind_proxies(peer, lambda: header(scope, b"x-forwarded-for"))
+
+
+def request_client_ip(request: HttpRequest) -> str:
+    """``client_ip`` of an HTTP request (Django fills ``REMOTE_ADDR`` from the ASGI peer)."""
+    peer = str(request.META.get("REMOTE_ADDR") or "unknown")
+    return _client_behind_proxies(peer, lambda: request.META.get("HTTP_X_FORWARDED_FOR"))
+
+
+def _client_behind_proxies(peer: str, forwarded_for: Callable[[], str | None]) -> str:
     if not settings.TRUSTED_PROXIES or not is_trusted_proxy(peer):
         return peer
-    forwarded = header(scope, b"x-forwarded-for")
+    forwarded = forwarded_for()
     if not forwarded:
         return peer
     hops = [hop.strip() for hop in forwarded.split(",") if hop.strip()]

@@ -104,6 +104,18 @@ SEND_FAILURES = Counter(
     "socket broke).",
 )
 
+LOGINS = Counter(
+    "aeturnis_logins_total",
+    "Password logins over HTTP (POST /api/auth/token/), by outcome: ok; failed (wrong "
+    "credentials); throttled (refused before the hash: a failure limit of the client IP or "
+    "the username); busy (refused before the hash: no password-check slot free in time).",
+    ["outcome"],
+)
+
+LOGIN_OK = LOGINS.labels("ok")
+LOGIN_FAILED = LOGINS.labels("failed")
+LOGIN_THROTTLED = LOGINS.labels("throttled")
+LOGIN_BUSY = LOGINS.labels("busy")
 OUT_EVENT = MESSAGES_OUT.labels("event")
 OUT_ROOM = MESSAGES_OUT.labels("room")
 OUT_ACK = MESSAGES_OUT.labels("ack")

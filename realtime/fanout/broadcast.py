@@ -100,7 +100,12 @@ def set_process_bus(bus: Bus | None) -> None:
 
 def to_room_sync(room: str, event: str, data: Any) -> None:
     """``Broadcast.to_room`` for sync code. Without Redis it reaches this process only."""
-    data_json = encode_data(data)
+    to_room_encoded_sync(room, event, encode_data(data))
+
+
+def to_room_encoded_sync(room: str, event: str, data_json: str) -> None:
+    """``to_room_sync`` with the data already encoded (``encode_data``), e.g. to size it first
+    or to send it to many rooms."""
     if redis_enabled():
         publish_sync(room, event, data_json)
         return

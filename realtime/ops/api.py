@@ -23,6 +23,7 @@ from realtime.core.redis_client import redis_enabled
 from realtime.ops.announcements import Priority, announcement_send
 from realtime.ops.moderation import (
     MAX_MINUTES,
+    MAX_REASON_CHARS,
     ModerationError,
     ban_user,
     event_name_problem,
@@ -79,7 +80,7 @@ class RealtimeAPIView(APIView):
     def handle_exception(self, exc: Exception) -> Response:
         if isinstance(exc, ModerationError):
             http = status.HTTP_404_NOT_FOUND if exc.code == "USER_NOT_FOUND" else 400
-            return failure(exc.code, exc.message, http)
+            return failure(exc.code, exc.message, http, exc.details)
         response = super().handle_exception(exc)
         details = None
         if isinstance(exc, exceptions.ValidationError):
@@ -122,7 +123,7 @@ class NotifyBody(serializers.Serializer[Any]):
 
 class KickBody(serializers.Serializer[Any]):
     userId = serializers.IntegerField(min_value=1)
-    reason = serializers.CharField(max_length=500, allow_blank=True, default="")
+    reason = serializers.CharField(max_length=MAX_REASON_CHARS, allow_blank=True, default="")
 
 
 class MuteBody(KickBody):

@@ -35,6 +35,10 @@ DEFAULT_LIMITS: dict[str, str] = {
     # Per client IP.
     "connect": "10/60",
     "auth_failures": "5/900",
+    # Failed logins over HTTP (POST /api/auth/token/), checked before the password hash: per
+    # client IP and per username. Separate from the WebSocket's ``auth_failures``.
+    "login_failures_ip": "10/300",
+    "login_failures_user": "5/300",
 }
 
 # How long an IP stays blocked once it is over its limit.
@@ -70,11 +74,15 @@ def retry_after_seconds(reset_time: float, now: float) -> int:
 
 
 class RateLimiter:
-    """One per event loop (its Redis client must not cross loops)."""
+    """One per event loop (its Redis client must not cross loops).
 
-    def __init__(self) -> None:
+    Shared through Redis with ``REDIS_URL``, else in this process; ``local=True`` keeps it in
+    this process whatever the settings (a stand-in while Redis is unreachable).
+    """
+
+    def __init__(self, *, local: bool = False) -> None:
         storage: Storage
-        if redis_enabled():
+        if redis_enabled() and not local:
             uri = settings.REDIS_URL.replace("redis://", "async+redis://", 1).replace(
                 "rediss://", "async+rediss://", 1
             )
@@ -98,6 +106,16 @@ class RateLimiter:
         if await self._limiter.hit(item, bucket, identity):
             return Verdict(True)
         stats = await self._limiter.get_window_stats(item, bucket, identity)
+        return Verdict(False, retry_after_seconds(stats.reset_time, time.time()))
+
+    async def peek(self, bucket: str, identity: str) -> Verdict:
+        """Whether a hit would pass now, without recording one (one storage round trip)."""
+        item = self.limits.get(bucket)
+        if item is None:
+            return Verdict(True)
+        stats = await self._limiter.get_window_stats(item, bucket, identity)
+        if stats.remaining > 0:
+            return Verdict(True)
         return Verdict(False, retry_after_seconds(stats.reset_time, time.time()))
 
     async def count(self, bucket: str, identity: str) -> int:

@@ -55,10 +55,12 @@ FRAME_TIMEOUT_S = 5.0
 HTTP_TIMEOUT_S = 10.0
 LOG_TAIL_LINES = 200
 
-# Clients of every e2e test come from 127.0.0.1, so the per-IP connect and auth-failure limits
-# (PROTOCOL.md §2, §6) would couple unrelated tests sharing a server. Tests of those limits
-# start their own server with ``extra_env`` restoring the defaults.
-RELAXED_IP_LIMITS = json.dumps({"connect": "10000/60", "auth_failures": "10000/900"})
+# Clients of every e2e test come from 127.0.0.1, so the per-IP connect, auth-failure and
+# failed-login limits (PROTOCOL.md §2, §6) would couple unrelated tests sharing a server. Tests
+# of those limits start their own server with ``extra_env`` restoring the defaults.
+RELAXED_IP_LIMITS = json.dumps(
+    {"connect": "10000/60", "auth_failures": "10000/900", "login_failures_ip": "10000/300"}
+)
 
 HAVE_REDIS = bool(os.environ.get("REDIS_URL"))
 HAVE_POSTGRES = bool(os.environ.get("DATABASE_URL"))

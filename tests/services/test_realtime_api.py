@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from io import StringIO
 from typing import Any
 
 import pytest
+from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.test import override_settings
@@ -14,6 +16,8 @@ from rest_framework.test import APIClient
 from chat.models import Mute
 from realtime.auth.bans import is_banned
 from realtime.models import Ban
+from realtime.protocol.base import encode_data
+from realtime.protocol.codecs import room_event_frame_bytes
 from tests.conftest import access_for
 
 pytestmark = pytest.mark.django_db
@@ -154,8 +158,6 @@ def test_the_openapi_schema_is_valid_and_lists_every_endpoint() -> None:
     call_command(
         "spectacular", "--validate", "--fail-on-warn", "--format", "openapi-json", stdout=out
     )
-    import json
-
     paths = json.loads(out.getvalue())["paths"]
     for _, path, _ in ENDPOINTS:
         assert path.replace("/presence/1", "/presence/{user_id}") in paths
@@ -172,3 +174,75 @@ def test_swagger_ui_is_served_from_local_assets(client: Any) -> None:
 def test_operator_commands_explain_that_they_need_redis(command: list[str]) -> None:
     with pytest.raises(CommandError, match="REDIS_URL"):
         call_command(*command)
+
+
+def padded_data(event: str, user_id: int, frame_bytes: int) -> dict[str, Any]:
+    """Notify data whose frame to ``user_id`` is sized exactly ``frame_bytes`` (margin included)."""
+    room = f"user:{user_id}"
+    empty = room_event_frame_bytes(event, encode_data({"pad": ""}), room)
+    data = {"pad": "é" * ((frame_bytes - empty) // 2) + "x" * ((frame_bytes - empty) % 2)}
+    assert room_event_frame_bytes(event, encode_data(data), room) == frame_bytes
+    return data
+
+
+@pytest.mark.parametrize("limit", [None, 4096], ids=["default-64KiB", "setting-4096"])
+def test_notify_refuses_data_whose_frame_would_exceed_the_outbound_frame_limit(
+    people: Any, limit: int | None
+) -> None:
+    staff, user_id = as_user(people["staff"]), people["player"].pk
+    with override_settings(
+        AETURNIS_MAX_OUTBOUND_FRAME_BYTES=limit or settings.AETURNIS_MAX_OUTBOUND_FRAME_BYTES
+    ):
+        limit = settings.AETURNIS_MAX_OUTBOUND_FRAME_BYTES
+        body = {"userIds": [user_id], "event": "quest:update"}
+        over = staff.post(
+            "/api/realtime/notify",
+            {**body, "data": padded_data("quest:update", user_id, limit + 1)},
+            format="json",
+        )
+        under = staff.post(
+            "/api/realtime/notify",
+            {**body, "data": padded_data("quest:update", user_id, limit)},
+            format="json",
+        )
+    assert over.status_code == 400
+    error = over.json()["error"]
+    assert error["code"] == "PAYLOAD_TOO_LARGE" and str(limit) in error["message"]
+    assert error["details"] == {"size": limit + 1, "limit": limit}
+    assert under.status_code == 200 and under.json()["data"]["users"] == 1
+
+
+def nested(depth: int) -> dict[str, Any]:
+    data: dict[str, Any] = {}
+    for _ in range(depth):
+        data = {"a": data}
+    return data
+
+
+@pytest.mark.parametrize(
+    "data", [nested(300), {"n": 2**70}], ids=["deeper-than-orjson-encodes", "int-over-64-bits"]
+)
+def test_notify_refuses_data_that_cannot_be_encoded(people: Any, data: dict[str, Any]) -> None:
+    response = as_user(people["staff"]).post(
+        "/api/realtime/notify",
+        {"userIds": [people["player"].pk], "event": "quest:update", "data": data},
+        format="json",
+    )
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "INVALID_DATA"
+
+
+# The commands refuse before they reach Redis: any URL will do.
+@override_settings(REDIS_URL="redis://127.0.0.1:1/0")
+def test_notify_command_refuses_data_over_the_outbound_frame_limit(people: Any) -> None:
+    user_id = people["player"].pk
+    limit = settings.AETURNIS_MAX_OUTBOUND_FRAME_BYTES
+    data = json.dumps(padded_data("quest:update", user_id, limit + 1))
+    with pytest.raises(CommandError, match=f"limit is {limit} bytes"):
+        call_command("notify", "quest:update", str(user_id), "--data", data)
+
+
+@override_settings(REDIS_URL="redis://127.0.0.1:1/0")
+def test_kick_command_refuses_a_reason_longer_than_the_api_allows(people: Any) -> None:
+    with pytest.raises(CommandError, match="at most 500 characters"):
+        call_command("kick", str(people["player"].pk), "--reason", "x" * 501)

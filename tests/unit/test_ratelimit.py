@@ -107,3 +107,16 @@ async def test_retry_after_is_the_true_wait_even_after_many_rejections(clock: Fa
         clock.now += 1
         verdict = await limiter.hit("ping", "u")
         assert not verdict.allowed and verdict.retry_after == 30 - step
+
+
+@override_settings(REDIS_URL="", AETURNIS_RATE_LIMITS={"ping": "2/60"})
+async def test_peek_says_whether_a_hit_would_pass_without_recording_one() -> None:
+    limiter = RateLimiter()
+    for _ in range(3):
+        assert (await limiter.peek("ping", "u1")).allowed
+    assert await limiter.count("ping", "u1") == 0
+    await limiter.hit("ping", "u1")
+    await limiter.hit("ping", "u1")
+    verdict = await limiter.peek("ping", "u1")
+    assert not verdict.allowed and 1 <= verdict.retry_after <= 60
+    assert (await limiter.peek("not:limited", "u1")).allowed
