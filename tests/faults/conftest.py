@@ -153,6 +153,15 @@ class Rig:
         assert self.redis_proxy.stats.upstream_connects > redis_before, "Redis proxy bypassed"
         return servers
 
+    def start_direct(
+        self, *kinds: str, extra_env: dict[str, str] | None = None
+    ) -> list[ServerProcess]:
+        """Like ``start``, but connected straight to the private Redis and to PostgreSQL: for
+        tests that break neither and must not pay for the proxies (which share the test
+        process with its clients)."""
+        direct = {"REDIS_URL": self.redis.url, "DATABASE_URL": server_database_url()}
+        return self._factory(*kinds, extra_env={**self.env, **direct, **(extra_env or {})})
+
 
 @pytest.fixture
 def rig(

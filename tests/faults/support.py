@@ -106,6 +106,7 @@ class GameClient:
         self.received: list[Received] = []
         self.closed: ConnectionClosed | None = None
         self.ended = asyncio.Event()
+        self.ended_at: float | None = None  # time.monotonic() when the socket ended
         self._acks: dict[int, asyncio.Future[Received]] = {}
         self._ack_ids = itertools.count(1)
         self._taken: set[int] = set()
@@ -128,6 +129,7 @@ class GameClient:
         except ConnectionClosed as exc:
             self.closed = exc
         finally:
+            self.ended_at = time.monotonic()
             self.ended.set()
             self._changed.set()
             for waiter in self._acks.values():
