@@ -9,7 +9,8 @@
 * ``percentile``, ``ping_rtts``, ``back_to_normal`` — latency figures and the "latency back to
   normal within N seconds" rule (``latency_bound``).
 * ``scrape_metrics`` — ``/metrics`` parsed into ``{(name, labels): value}``.
-* ``log_problems``, ``assert_clean_logs``, ``warnings_mentioning`` — what a server process wrote.
+* ``log_marks``, ``log_problems``, ``assert_clean_logs``, ``warnings_mentioning`` — what a
+  server process wrote (since a mark, for servers shared by a module).
 * ``rss_bytes`` — a process's resident memory (Linux ``/proc``).
 """
 
@@ -384,18 +385,29 @@ def log_level(line: str) -> str | None:
     return match.group("level") or match.group("json")
 
 
-def log_problems(server: ServerProcess) -> list[str]:
-    """Lines of the server's output with a traceback, or logged at ERROR or CRITICAL."""
+LogMarks = dict[str, int]
+
+
+def log_marks(*servers: ServerProcess) -> LogMarks:
+    """Where each server's output ends now: pass to ``assert_clean_logs(since=...)`` to judge
+    only what a test made a shared (``server_pool``) server write."""
+    return {server.name: len(server.log_text()) for server in servers}
+
+
+def log_problems(server: ServerProcess, since: int = 0) -> list[str]:
+    """Lines of the server's output (from offset ``since``) with a traceback, or logged at
+    ERROR or CRITICAL."""
     problems = []
-    for line in server.log_text().splitlines():
+    for line in server.log_text()[since:].splitlines():
         if "Traceback (most recent call last)" in line or log_level(line) in {"ERROR", "CRITICAL"}:
             problems.append(line)
     return problems
 
 
-def assert_clean_logs(*servers: ServerProcess) -> None:
-    """No traceback and no ERROR line in any of ``servers``' output (issue #13)."""
-    found = {s.name: log_problems(s) for s in servers}
+def assert_clean_logs(*servers: ServerProcess, since: LogMarks | None = None) -> None:
+    """No traceback and no ERROR line in any of ``servers``' output (issue #13), or in what
+    they wrote after ``since`` (``log_marks``)."""
+    found = {s.name: log_problems(s, (since or {}).get(s.name, 0)) for s in servers}
     found = {name: lines for name, lines in found.items() if lines}
     if found:
         details = "\n".join(

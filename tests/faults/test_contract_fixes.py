@@ -36,6 +36,7 @@ from tests.faults.support import (
     GameClient,
     assert_clean_logs,
     connect_outcome,
+    log_marks,
     open_client,
 )
 
@@ -76,6 +77,7 @@ async def test_a_ping_nested_at_any_depth_is_answered_and_the_socket_stays_open(
     server_pool: ServerPool, kind: str
 ) -> None:
     server = server_pool.get(kind)
+    marks = log_marks(server)
     user = await create_user()
     async with open_client(server, await access_token(user.pk), kind) as client:
         for depth in (16, 100, 200, 250, 252, 253, 254, 255, 256, 300, 1000, 1024, 1100, 5000):
@@ -96,7 +98,7 @@ async def test_a_ping_nested_at_any_depth_is_answered_and_the_socket_stays_open(
                 assert error["code"] == "BAD_FRAME", (depth, answer)
             assert time.monotonic() - sent < FRAME_TIMEOUT_S
             assert (await client.ping()).ok, depth
-    assert_clean_logs(server)
+    assert_clean_logs(server, since=marks)
 
 
 # --- stats within 1 s --------------------------------------------------------------------------
@@ -273,8 +275,9 @@ async def test_each_pvp_participant_gets_exactly_one_combat_turn_per_turn_in_ord
     server_pool: ServerPool, kinds: tuple[str, str], rejoin: bool
 ) -> None:
     daphne, uvicorn = server_pool.start_many(("daphne", 0), ("uvicorn", 0))
+    marks = log_marks(daphne, uvicorn)
     await fight(kinds, {"daphne": daphne, "uvicorn": uvicorn}, attack=True, rejoin=rejoin)
-    assert_clean_logs(daphne, uvicorn)
+    assert_clean_logs(daphne, uvicorn, since=marks)
 
 
 async def test_turns_that_time_out_are_announced_once_each_to_each_pvp_participant(
@@ -334,6 +337,7 @@ async def test_every_socket_io_error_is_engine_io_json_never_a_django_page(
     server_pool: ServerPool, kind: str
 ) -> None:
     server = server_pool.get(kind)
+    marks = log_marks(server)
     wrong = []
     for method, path, headers in ENGINEIO_ERRORS:
         status, content_type, body = await asyncio.to_thread(
@@ -353,6 +357,7 @@ async def test_every_socket_io_error_is_engine_io_json_never_a_django_page(
             wrong.append((method, path, status, content_type, body[:80]))
     assert not wrong, wrong
     assert http_request("GET", f"{server.http_url}/healthz")[0] == 200
+    assert_clean_logs(server, since=marks)
 
 
 # --- deactivation ends the account's sockets -------------------------------------------------
@@ -363,6 +368,7 @@ async def test_deactivating_an_account_closes_its_sockets_on_every_process_as_a_
     server_pool: ServerPool,
 ) -> None:
     daphne, uvicorn = server_pool.start_many(("daphne", 0), ("uvicorn", 0))
+    marks = log_marks(daphne, uvicorn)
     user = await create_user()
     token = await access_token(user.pk)
     async with (
@@ -384,3 +390,4 @@ async def test_deactivating_an_account_closes_its_sockets_on_every_process_as_a_
             assert client.close_code == (4003, "USER_BANNED"), client.describe_close()
     refused = await connect_outcome(daphne, token)
     assert not refused.accepted and refused.close == (4003, "USER_BANNED"), refused
+    assert_clean_logs(daphne, uvicorn, since=marks)

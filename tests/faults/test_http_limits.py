@@ -27,7 +27,7 @@ import pytest
 
 from tests.e2e.conftest import ServerPool, http
 from tests.faults.conftest import requires_fault_env
-from tests.faults.support import assert_clean_logs, rss_bytes
+from tests.faults.support import assert_clean_logs, log_marks, rss_bytes
 
 pytestmark = [pytest.mark.faults, pytest.mark.e2e, requires_fault_env]
 
@@ -137,6 +137,7 @@ async def test_a_100_mb_body_is_refused_unread_and_memory_is_unchanged(
     server_pool: ServerPool, kind: str, case: str
 ) -> None:
     server = server_pool.get(kind)
+    marks = log_marks(server)
     status, _ = await http("GET", f"{server.http_url}/healthz")  # warm: one request served
     assert status == 200
     base = rss_bytes(server.pid)
@@ -159,4 +160,4 @@ async def test_a_100_mb_body_is_refused_unread_and_memory_is_unchanged(
     assert growth <= MEMORY_SLACK, f"RSS grew {growth / MB:.1f} MB"
     status, _ = await http("GET", f"{server.http_url}/healthz")
     assert status == 200
-    assert_clean_logs(server)
+    assert_clean_logs(server, since=marks)
