@@ -9,7 +9,7 @@
 * ``percentile``, ``ping_rtts``, ``back_to_normal`` — latency figures and the "latency back to
   normal within N seconds" rule (``latency_bound``).
 * ``scrape_metrics`` — ``/metrics`` parsed into ``{(name, labels): value}``.
-* ``log_marks``, ``log_problems``, ``assert_clean_logs``, ``warnings_mentioning`` — what a
+* ``log_marks``, ``log_problems``, ``assert_clean_logs``, ``warning_lines`` — what a
   server process wrote (since a mark, for servers shared by a module).
 * ``rss_bytes`` — a process's resident memory (Linux ``/proc``).
 """
@@ -416,12 +416,13 @@ def assert_clean_logs(*servers: ServerProcess, since: LogMarks | None = None) ->
         pytest.fail(f"tracebacks or errors in server logs:\n{details}", pytrace=False)
 
 
-def warnings_mentioning(server: ServerProcess, word: str) -> list[str]:
-    """WARNING lines whose text mentions ``word`` (case-insensitive)."""
+def warning_lines(server: ServerProcess, *, since: int = 0, mentioning: str = "") -> list[str]:
+    """WARNING lines written from offset ``since`` (``log_marks``) whose text mentions
+    ``mentioning`` (case-insensitive; any when empty)."""
     return [
         line
-        for line in server.log_text().splitlines()
-        if log_level(line) == "WARNING" and word.lower() in line.lower()
+        for line in server.log_text()[since:].splitlines()
+        if log_level(line) == "WARNING" and mentioning.lower() in line.lower()
     ]
 
 

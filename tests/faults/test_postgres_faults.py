@@ -39,12 +39,13 @@ from tests.faults.support import (
     connect_outcome,
     describe_ms,
     latency_bound,
+    log_marks,
     metric,
     open_client,
     percentile,
     ping_rtts,
     scrape_metrics,
-    warnings_mentioning,
+    warning_lines,
 )
 
 pytestmark = [
@@ -58,7 +59,8 @@ pytestmark = [
 LANDS_WITH_13 = pytest.mark.xfail(reason="server side lands with #13", strict=False)
 
 OUTAGE_S = 10.0  # issue #13: "PostgreSQL stopped (cut) for 10 s"
-# See test_redis_faults.py: a WARNING per component per outage, not per event.
+# See test_redis_faults.py: a WARNING per component per outage, not per event. The outage
+# makes more database requests than this (a refused chat:message per socket every loop).
 MAX_WARNINGS_PER_OUTAGE = 10
 # A single round trip that does not need the database may take this long during the outage
 # at worst (p50 is held to latency_bound): two shared cores stall a process now and then.
@@ -111,6 +113,7 @@ async def test_a_database_outage_fails_fast_applies_nothing_later_and_spares_oth
         ping_bound = {label: latency_bound(percentile(r, 50)) for label, r in base_ping.items()}
         move_bound = latency_bound(percentile(base_move, 50))
 
+        outage_marks = log_marks(daphne, uvicorn)
         if fault == "cut":
             rig.pg_proxy.cut()
         else:
@@ -177,11 +180,16 @@ async def test_a_database_outage_fails_fast_applies_nothing_later_and_spares_oth
                 server.name
             )
 
-        # The rest of the outage: every socket keeps answering pings at normal latency.
+        # The rest of the outage: every socket keeps answering pings at normal latency, and
+        # every chat:message is refused as fast as the first.
         while time.monotonic() - started < OUTAGE_S:
             for client in (a, b):
                 outage_pings[client.label].append((await client.ping(FAIL_FAST_S)).rtt)
+                text = f"{tag}-refused-{uuid.uuid4().hex[:8]}"
+                assert_refused_for_outage(await chat(client, text, FAIL_FAST_S), client.label)
+                refused.append(text)
             await asyncio.sleep(0.2)
+        assert len(refused) > MAX_WARNINGS_PER_OUTAGE, len(refused)
         for client in (a, b):
             rtts = outage_pings[client.label]
             assert percentile(rtts, 50) <= ping_bound[client.label], (
@@ -223,6 +231,6 @@ async def test_a_database_outage_fails_fast_applies_nothing_later_and_spares_oth
         assert metric(samples, "aeturnis_dependency_up", dependency="database") == 1, server.name
         outages = metric(samples, "aeturnis_dependency_outages_total", dependency="database")
         assert outages == 1, (server.name, outages)
-        warnings = warnings_mentioning(server, "database")
+        warnings = warning_lines(server, since=outage_marks[server.name])
         assert len(warnings) <= MAX_WARNINGS_PER_OUTAGE, (server.name, warnings)
     assert_clean_logs(daphne, uvicorn)

@@ -41,7 +41,7 @@ from tests.faults.support import (
     percentile,
     rss_bytes,
     scrape_metrics,
-    warnings_mentioning,
+    warning_lines,
 )
 
 pytestmark = [
@@ -245,5 +245,5 @@ async def test_a_client_that_stops_reading_is_closed_4008_and_costs_no_one_else(
 
     samples = await scrape_metrics(server)
     assert metric(samples, "aeturnis_slow_consumer_closes_total") == 1, "exactly one close"
-    assert len(warnings_mentioning(server, "slow consumer")) == 1, server.log_tail()
+    assert len(warning_lines(server, mentioning="slow consumer")) == 1, server.log_tail()
     assert_clean_logs(server)
