@@ -281,10 +281,12 @@ async def test_each_pvp_participant_gets_exactly_one_combat_turn_per_turn_in_ord
 
 
 async def test_turns_that_time_out_are_announced_once_each_to_each_pvp_participant(
-    server_factory: Any,
+    server_pool: ServerPool, server_factory: Any
 ) -> None:
     # Every process runs the deadline ticker: a missed turn must still be played, and
-    # announced, once.
+    # announced, once. Only these two may run: any process on the same database plays expired
+    # turns too, and gives the next one its own (30 s) length.
+    server_pool.close()
     daphne, uvicorn = server_factory(
         "daphne", "uvicorn", extra_env={"AETURNIS_TURN_SECONDS": str(TIMEOUT_TURN_S)}
     )
