@@ -84,8 +84,11 @@ class Walker:
         return seen.at - started
 
 
-async def move_latencies(walker: Walker, watcher: GameClient, n: int) -> list[float]:
-    return [await walker.move_seen_by(watcher) for _ in range(n)]
+async def move_latencies(
+    walker: Walker, watcher: GameClient, n: int, timeout: float = 5.0
+) -> list[float]:
+    """``n`` moves of ``walker``; for each, the seconds until ``watcher`` saw it."""
+    return [await walker.move_seen_by(watcher, timeout) for _ in range(n)]
 
 
 async def stored_chat_texts(contains: str) -> list[str]:

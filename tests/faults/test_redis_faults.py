@@ -184,20 +184,22 @@ async def test_a_redis_outage_closes_no_socket_refuses_clearly_and_latency_recov
         else:
             rig.redis_proxy.restore()
         restored = time.monotonic()
-        deadline_s = RECOVERY_S
+
+        def left() -> float:  # of the RECOVERY_S every figure must be back within
+            return RECOVERY_S - (time.monotonic() - restored)
+
         for client in (a, b):
             bound = latency_bound(percentile(base_ping[client.label], 50))
-            await back_to_normal(
-                lambda c=client: ping_rtts(c, 5), bound, deadline_s - (time.monotonic() - restored)
-            )
+            await back_to_normal(lambda c=client: ping_rtts(c, 5, timeout=1.0), bound, left())
         # The bus resubscribed: moves cross processes again, as fast as before.
         move_bound = latency_bound(percentile(base_move, 50))
-        took, sample = await back_to_normal(
-            lambda: _moves_both_ways(walk_a, walk_b, a, b),
-            move_bound,
-            deadline_s - (time.monotonic() - restored),
+        _, sample = await back_to_normal(
+            lambda: _moves_both_ways(walk_a, walk_b, a, b), move_bound, left()
         )
-        assert took <= RECOVERY_S, (describe_ms(base_move), describe_ms(sample))
+        assert time.monotonic() - restored <= RECOVERY_S + 1.0, (
+            describe_ms(base_move),
+            describe_ms(sample),
+        )
 
         # Chat works again across processes.
         after = f"{tag}-after"
@@ -231,7 +233,10 @@ async def test_a_redis_outage_closes_no_socket_refuses_clearly_and_latency_recov
 async def _moves_both_ways(
     walk_a: Walker, walk_b: Walker, a: GameClient, b: GameClient
 ) -> list[float]:
-    return await move_latencies(walk_a, b, 3) + await move_latencies(walk_b, a, 3)
+    """Cross-process move latencies, with timeouts short enough to retry within recovery."""
+    return await move_latencies(walk_a, b, 3, timeout=1.0) + await move_latencies(
+        walk_b, a, 3, timeout=1.0
+    )
 
 
 @LANDS_WITH_13
@@ -280,13 +285,24 @@ def _room_position(frame: dict[str, Any]) -> tuple[int, str]:
     return frame["offset"], frame["epoch"]
 
 
-async def _emote(sender: GameClient, cid: str, watcher: GameClient) -> tuple[int, str] | None:
+async def _emote(
+    sender: GameClient, cid: str, watcher: GameClient, *, recovering: bool = False
+) -> tuple[int, str] | None:
     """``sender`` (playing ``cid``) waves; the (offset, epoch) of the emote as ``watcher``
-    received it, or None when the server refused it."""
+    received it. While ``recovering``, None when it was refused or did not arrive (an event
+    published while a process resubscribes may be lost: resume is the client's remedy)."""
     answer = await sender.request("chat:emote", {"emote": "wave"})
-    if not answer.ok:
+    if not answer.ok and recovering:
         return None
-    seen = await watcher.take("chat:emote", lambda f: f["data"]["characterId"] == cid)
+    assert answer.ok, answer
+    try:
+        seen = await watcher.take(
+            "chat:emote", lambda f: f["data"]["characterId"] == cid, 1.0 if recovering else 5.0
+        )
+    except pytest.fail.Exception:
+        if recovering:
+            return None
+        raise
     return _room_position(seen.frame)
 
 
@@ -311,8 +327,7 @@ async def test_room_streams_get_a_new_epoch_after_a_redis_restart_and_old_offset
 
         await select(a, pa)
         await select(b, pb)
-        before = [await _emote(a, pa.cid, b) for _ in range(3)]
-        assert None not in before, before
+        before = [p for _ in range(3) if (p := await _emote(a, pa.cid, b))]
         old_epoch = before[0][1]
         assert [p[1] for p in before] == [old_epoch] * 3, before
         assert [p[0] for p in before] == list(range(before[0][0], before[0][0] + 3)), before
@@ -338,8 +353,8 @@ async def test_room_streams_get_a_new_epoch_after_a_redis_restart_and_old_offset
         deadline = time.monotonic() + RECOVERY_S
         while len(after) < last_offset + 2:
             assert time.monotonic() < deadline, f"emotes not delivered again: {after}"
-            position = await _emote(a, pa.cid, b)
-            if position is None:  # still recovering
+            position = await _emote(a, pa.cid, b, recovering=True)
+            if position is None:
                 await asyncio.sleep(0.2)
                 continue
             after.append(position)
@@ -354,8 +369,9 @@ async def test_room_streams_get_a_new_epoch_after_a_redis_restart_and_old_offset
         assert room["recovered"] is False, resumed
         assert room["epoch"] == new_epoch and room["offset"] == after[-1][0], resumed
 
-    # A new connection starts in the new epoch.
+    # A new connection starts in the new epochs: every room's history was lost.
     async with open_client(uvicorn, token_b, "B2@uvicorn") as again:
-        for room, position in again.initial["offsets"].items():
-            assert isinstance(position["epoch"], str), (room, position)
+        for room in ("global:chat", "global:events", f"user:{pb.uid}"):
+            old, new = offsets[room], again.initial["offsets"][room]
+            assert isinstance(new["epoch"], str) and new["epoch"] != old["epoch"], (room, old, new)
     assert_clean_logs(daphne, uvicorn)
