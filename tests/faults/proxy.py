@@ -170,12 +170,19 @@ class FaultProxy:
         self._gate.set()
 
     async def _close(self) -> None:
+        """Drop everything and wait until every link's task has finished, so that stopping the
+        loop destroys no pending task (asyncio would log each with a traceback from this
+        thread, and on Python 3.11 formatting tracebacks in two threads at once can break
+        ``ast`` for the whole process: "AST constructor recursion depth mismatch")."""
         self._stop_listening()
+        tasks = []
         for link in list(self._links):
             link.reset()
             if link.task is not None:
                 link.task.cancel()
+                tasks.append(link.task)
         self._links.clear()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _accepted(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if self.mode == CUT:  # accepted just before the listener closed
@@ -231,6 +238,6 @@ class FaultProxy:
                 sink.write(data)
                 setattr(self.stats, counter, getattr(self.stats, counter) + len(data))
                 await sink.drain()
-        except (ConnectionError, OSError):
+        except Exception:  # not CancelledError: cut() and close() end links that way
             # One side broke: so does the other, as a reset (a dependency that dies mid-answer).
             _reset(sink)
