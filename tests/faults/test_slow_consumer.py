@@ -69,6 +69,12 @@ CLOSE_WITHIN_S = 10.0
 # hold the whole stuck period's traffic: 12 s x 1.6 MB/s ≈ 19 MB.
 RSS_SLACK_BYTES = 6 * 1024 * 1024
 SLOW_RCVBUF = 16 * 1024
+# After its close frame the server waits AETURNIS_CLOSE_GRACE_S (default 10 s) for the client
+# before it drops the socket. The close comes ~3 s after the client stopped, so with the
+# default a client that reads again at 12 s has ~1 s to drain megabytes of backlog before the
+# drop, whose RST discards what it had not read (it sees 1006, never the 4008). Long enough
+# here that reading again at STUCK_S always finds the close frame.
+CLOSE_GRACE_S = 30
 
 
 class RoomLoad:
@@ -172,6 +178,7 @@ async def test_a_client_that_stops_reading_is_closed_4008_and_costs_no_one_else(
         kind,
         extra_env={
             "AETURNIS_OUTBOUND_BUFFER_BYTES": str(BUFFER_BYTES),
+            "AETURNIS_CLOSE_GRACE_S": str(CLOSE_GRACE_S),
             "AETURNIS_RATE_LIMITS": rate_limits_env(),
         },
     )
@@ -221,7 +228,7 @@ async def test_a_client_that_stops_reading_is_closed_4008_and_costs_no_one_else(
 
             # It reads again: what was in flight, then the close frame.
             code, reason, _ = await read_until_closed(ws, FRAME_TIMEOUT_S)
-            assert (code, reason) == (4008, "SLOW_CONSUMER"), (code, reason)
+            assert (code, reason) == (4008, "SLOW_CONSUMER"), (code, reason, closed_after)
             assert closed_after is not None and closed_after <= CLOSE_WITHIN_S, closed_after
             growth = peak_rss - base_rss
             assert growth <= BUFFER_BYTES + RSS_SLACK_BYTES, f"RSS grew {growth / 2**20:.1f} MiB"
