@@ -63,6 +63,12 @@ def env_list(name: str, default: list[str]) -> list[str]:
     return [item.strip() for item in raw.split(",") if item.strip()]
 
 
+# Seconds a database call may take before the request is answered SERVICE_UNAVAILABLE
+# (PROTOCOL.md §8a: within 2 s) and the database counts as down.
+DB_TIMEOUT_S = env_float("AETURNIS_DB_TIMEOUT_S", 1.5)
+AETURNIS_DB_TIMEOUT_S = DB_TIMEOUT_S
+
+
 def database_from_url(url: str) -> dict[str, Any]:
     """Translate ``postgres://user:pass@host:port/db?opt=v`` into a Django DATABASES entry."""
     parts = urlsplit(url)
@@ -70,7 +76,10 @@ def database_from_url(url: str) -> dict[str, Any]:
         raise ImproperlyConfigured(f"DATABASE_URL scheme {parts.scheme!r} is not PostgreSQL")
     options: dict[str, Any] = dict(parse_qsl(parts.query))
     pool_max = int(options.pop("pool_max_size", "20"))
-    options["pool"] = {"min_size": 1, "max_size": pool_max, "timeout": 10}
+    # Fail fast when PostgreSQL is unreachable (PROTOCOL.md §8a): a connection is given this
+    # long to open, a request this long to get one from the pool.
+    options.setdefault("connect_timeout", "2")
+    options["pool"] = {"min_size": 1, "max_size": pool_max, "timeout": DB_TIMEOUT_S}
     return {
         "ENGINE": "django.db.backends.postgresql",
         "NAME": unquote(parts.path.lstrip("/")) or "postgres",
@@ -404,6 +413,9 @@ LOGGING = {
     "loggers": {
         "django": {"level": "WARNING"},
         "daphne": {"level": "WARNING"},
+        # The pool warns at every reconnection attempt while PostgreSQL is down; the outage
+        # is reported once by realtime.core.health instead.
+        "psycopg.pool": {"level": "ERROR"},
         # No level here: uvicorn's --log-level still decides.
         "uvicorn": {"handlers": ["console"], "propagate": False},
         "uvicorn.access": {"handlers": ["console"], "propagate": False},

@@ -106,42 +106,6 @@ def distance(a: Position, b: Position) -> float:
     return math.hypot(b.x - a.x, b.y - a.y, b.z - a.z)
 
 
-def judge_move(
-    *,
-    current: Position,
-    since: float,
-    target: Position,
-    now: float,
-    bounds: Bounds,
-    max_speed: float,
-) -> MoveVerdict:
-    """Decide a move from ``current`` (accepted at server time ``since``) to ``target`` at ``now``.
-
-    Checks in order: all of target's numbers finite and (x, y) inside ``bounds`` (else INVALID);
-    at most TELEPORT_DISTANCE away (else TELEPORT); no faster than
-    ``max_speed * (1 + SPEED_TOLERANCE)`` over ``max(0, now - since)`` (else TOO_FAST).
-    A move that does not change x, y or z is never too fast. If callers update (current, since)
-    only on ACCEPTED, any two accepted positions are within the speed limit of each other.
-
-    Superseded by ``judge_budgeted_move`` (issue #16: judged on arrival with a distance budget
-    and seq); kept until the move handler uses that, then to be removed.
-    """
-    coords = (target.x, target.y, target.z, target.direction)
-    if not all(math.isfinite(c) for c in coords) or not bounds.contains(target.x, target.y):
-        return MoveVerdict.INVALID
-    moved = distance(current, target)
-    if moved > TELEPORT_DISTANCE:
-        return MoveVerdict.TELEPORT
-    if moved == 0.0:
-        return MoveVerdict.ACCEPTED
-    elapsed = max(0.0, now - since)
-    allowed = max_speed * (1.0 + SPEED_TOLERANCE) * elapsed
-    # Written so that NaN anywhere (speed, clock) rejects rather than accepts.
-    if moved <= allowed * (1.0 + _FLOAT_SLACK):
-        return MoveVerdict.ACCEPTED
-    return MoveVerdict.TOO_FAST
-
-
 # --- the distance budget (issue #16) ----------------------------------------------------------
 #
 # Speed is a budget of distance rather than a speed between two moves, so that arrival jitter

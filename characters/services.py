@@ -6,11 +6,12 @@ they never send anything (the realtime layer publishes what they return, after c
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from django.db import transaction
-from django.db.models import F
+from django.db.models import BigIntegerField, Case, F, Field, FloatField, Value, When
 
 from characters import rules
 from characters.errors import CharacterError, ZoneNotAdjacent, ZoneNotFound
@@ -80,12 +81,34 @@ def character_positions_save(*, positions: Sequence[StoredPosition]) -> int:
     so a late write-behind can never move a character back into a zone it has left.
     """
     changed = 0
-    for item in positions:
-        p = item.position
-        changed += Character.objects.filter(pk=item.character_id, zone_id=item.zone_id).update(
-            pos_x=p.x, pos_y=p.y, pos_z=p.z, direction=p.direction
-        )
+    for start in range(0, len(positions), POSITIONS_PER_UPDATE):
+        chunk = positions[start : start + POSITIONS_PER_UPDATE]
+        changed += _positions_update(chunk)
     return changed
+
+
+# Characters written by one UPDATE statement (each adds a WHEN to five CASE expressions).
+POSITIONS_PER_UPDATE = 200
+
+
+def _positions_update(chunk: Sequence[StoredPosition]) -> int:
+    """One UPDATE for many characters, each only while still in its measured zone."""
+
+    def per_character(
+        value: Callable[[StoredPosition], float | int], field: Field[Any, Any]
+    ) -> Case:
+        whens = [When(pk=item.character_id, then=Value(value(item))) for item in chunk]
+        return Case(*whens, output_field=field)
+
+    return Character.objects.filter(
+        pk__in=[item.character_id for item in chunk],
+        zone_id=per_character(lambda i: i.zone_id, BigIntegerField()),
+    ).update(
+        pos_x=per_character(lambda i: i.position.x, FloatField()),
+        pos_y=per_character(lambda i: i.position.y, FloatField()),
+        pos_z=per_character(lambda i: i.position.z, FloatField()),
+        direction=per_character(lambda i: i.position.direction, FloatField()),
+    )
 
 
 def character_status_set(*, character_id: int, status: str) -> None:

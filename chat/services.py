@@ -120,6 +120,13 @@ class HistoryQuery:
     blocked: frozenset[int] = frozenset()
 
 
+def chat_message_withdraw(message_id: int) -> None:
+    """Remove a stored message that could not be delivered (the client was told it failed):
+    it must not appear in history later (PROTOCOL.md §8a: never applied behind the client's
+    back)."""
+    ChatMessage.objects.filter(pk=message_id).delete()
+
+
 def chat_history(query: HistoryQuery) -> tuple[list[StoredMessage], tuple[int, int] | None]:
     """One page of history, oldest first, and the cursor of the next (older) page or None.
 

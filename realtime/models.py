@@ -63,3 +63,21 @@ class Announcement(models.Model):
 
     def __str__(self) -> str:
         return self.message[:60]
+
+
+class RevokedToken(models.Model):
+    """An access token revoked by logout (PROTOCOL.md §2), kept until it would have expired.
+
+    The database is the record: a revocation survives a Redis restart (Redis keeps nothing).
+    """
+
+    jti = models.CharField(max_length=255, unique=True)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    expires_at = models.DateTimeField(db_index=True)
+    revoked_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-revoked_at"]
+
+    def __str__(self) -> str:
+        return f"token {self.jti} of {self.user_id}"

@@ -45,9 +45,12 @@ async def _fresh_runtime() -> Any:
     """Every test starts with no runtime, no limiter state and (with Redis) no app keys."""
     runtime_module._runtime = None
     runtime_module._lock = None
+    from realtime.core.health import DATABASE, REDIS
     from realtime.state import stores
 
     stores._local = stores._LocalExpiring()
+    REDIS.reset()
+    DATABASE.reset()
     if redis_enabled():
         client = sync_redis()
         for k in client.scan_iter(match=key("*"), count=1000):

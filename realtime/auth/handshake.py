@@ -6,12 +6,16 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from channels.db import database_sync_to_async
 from django.contrib.auth import get_user_model
+from django.db.models import Exists, OuterRef
+from django.utils import timezone
 
-from realtime.auth.bans import is_banned
-from realtime.auth.tokens import AuthError, TokenInfo, verify_access_token
+from realtime.auth.tokens import AuthError, TokenInfo, decode_access_token
+from realtime.core.db import db
 from realtime.core.errors import ErrorCode
+from realtime.core.health import REDIS
+from realtime.core.redis_client import redis_enabled
+from realtime.models import Ban, RevokedToken
 from realtime.state.ratelimit import BLOCK_SECONDS, RateLimiter
 from realtime.state.stores import blocked_ips
 
@@ -25,23 +29,39 @@ class Account:
     is_staff: bool
 
 
-def _account(user_id: int) -> tuple[Account | None, bool]:
-    """(account, allowed) for ``user_id``: not allowed when inactive or banned; (None, False)
-    when there is no such user."""
+@dataclass(frozen=True, slots=True)
+class AccountCheck:
+    """What the handshake learns of a token's account in one query."""
+
+    account: Account | None  # None: no such user
+    allowed: bool  # active and not banned
+    revoked: bool  # the token's jti was revoked (logout)
+
+
+def check_account(user_id: int, jti: str) -> AccountCheck:
+    """One query: the account, whether it may connect, whether the token was revoked."""
+    now = timezone.now()
     row: Any = (
         get_user_model()
         .objects.filter(pk=user_id)
-        .values("username", "is_staff", "is_active")
+        .annotate(
+            banned=Exists(Ban.objects.active().filter(user_id=OuterRef("pk"))),
+            revoked=Exists(RevokedToken.objects.filter(jti=jti, expires_at__gt=now)),
+        )
+        .values("username", "is_staff", "is_active", "banned", "revoked")
         .first()
     )
     if row is None:
-        return None, False
-    allowed = bool(row["is_active"]) and not is_banned(user_id)
-    return Account(user_id, row["username"], row["is_staff"]), allowed
+        return AccountCheck(None, False, False)
+    account = Account(user_id, row["username"], row["is_staff"])
+    return AccountCheck(account, bool(row["is_active"]) and not row["banned"], row["revoked"])
 
 
 async def check_connect_allowed(ip: str, limiter: RateLimiter) -> None:
-    """Count this connection against its IP; raises ``CONNECTION_RATE_LIMITED`` when over."""
+    """Count this connection against its IP; raises ``CONNECTION_RATE_LIMITED`` when over, and
+    ``ServiceUnavailable`` while Redis (rooms, presence) is down: the client tries again later."""
+    if redis_enabled():
+        REDIS.check()
     if await blocked_ips.aremaining(f"connect:{ip}") > 0:
         raise AuthError(ErrorCode.CONNECTION_RATE_LIMITED)
     verdict = await limiter.hit("connect", ip)
@@ -67,14 +87,16 @@ async def authenticate(
     if raw_token is None:
         raise AuthError(ErrorCode.AUTH_REQUIRED)
     try:
-        info = await verify_access_token(raw_token)
-        account, active = await database_sync_to_async(_account)(info.user_id)
-        if account is None:
+        info = decode_access_token(raw_token)
+        found = await db(check_account, info.user_id, info.jti)
+        if found.account is None:
             raise AuthError(ErrorCode.TOKEN_INVALID)
+        if found.revoked:
+            raise AuthError(ErrorCode.TOKEN_REVOKED)
     except AuthError:
         await _record_failure(ip, limiter)
         raise
-    if not active:
+    if not found.allowed:
         raise AuthError(ErrorCode.USER_BANNED)
     await limiter.clear("auth_failures", ip)
-    return info, account
+    return info, found.account

@@ -1,21 +1,26 @@
 """Access-token verification and revocation (PROTOCOL.md §2).
 
 simplejwt verifies an access token's signature and expiry without the database; revoking
-access tokens is ours: a revoked ``jti`` is remembered until the token would have expired.
+access tokens is ours: a revoked ``jti`` is kept in the database (``RevokedToken``) until the
+token would have expired, so a revocation survives a Redis restart (PROTOCOL.md §8a).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
+from django.utils import timezone
 from rest_framework_simplejwt.exceptions import TokenBackendExpiredToken
 from rest_framework_simplejwt.settings import api_settings
 from rest_framework_simplejwt.state import token_backend
 
+from realtime.core.db import db
 from realtime.core.errors import ErrorCode
-from realtime.state.stores import revoked_tokens
+from realtime.models import RevokedToken
 
 MAX_TOKEN_LENGTH = 4096
 
@@ -59,17 +64,39 @@ def decode_access_token(raw: Any) -> TokenInfo:
 
 
 async def verify_access_token(raw: Any) -> TokenInfo:
-    """``decode_access_token`` plus the revocation check shared by every process."""
+    """``decode_access_token`` plus the revocation check (the database is the record)."""
     info = decode_access_token(raw)
-    if await revoked_tokens.aremaining(info.jti) > 0:
+    if await db(is_revoked, info.jti):
         raise AuthError(ErrorCode.TOKEN_REVOKED)
     return info
 
 
 def revoke_access_token(info: TokenInfo) -> None:
-    """Remember ``info.jti`` as revoked until the token expires (sync callers)."""
-    revoked_tokens.set(info.jti, info.seconds_left() + 5)
+    """Record ``info.jti`` as revoked until the token expires (sync callers: the logout view).
+
+    Revocations that are over are forgotten on the way, so the table stays as small as the
+    number of tokens revoked within one token lifetime.
+    """
+    now = timezone.now()
+    RevokedToken.objects.filter(expires_at__lt=now).delete()
+    RevokedToken.objects.update_or_create(
+        jti=info.jti,
+        defaults={
+            "user_id": info.user_id,
+            "expires_at": datetime.fromtimestamp(info.exp + 5, UTC),
+        },
+    )
 
 
 def is_revoked(jti: str) -> bool:
-    return revoked_tokens.remaining(jti) > 0
+    """Whether ``jti`` was revoked and its token has not expired yet (sync)."""
+    return RevokedToken.objects.filter(jti=jti, expires_at__gt=timezone.now()).exists()
+
+
+def revoked_among(jtis: Iterable[str]) -> set[str]:
+    """Which of ``jtis`` are revoked (sync): one query for many live connections."""
+    wanted = set(jtis)
+    if not wanted:
+        return set()
+    found = RevokedToken.objects.filter(jti__in=wanted, expires_at__gt=timezone.now())
+    return set(found.values_list("jti", flat=True))

@@ -20,6 +20,7 @@ from realtime.auth.handshake import Account, authenticate, check_connect_allowed
 from realtime.auth.sources import Scope, client_ip
 from realtime.auth.tokens import TokenInfo
 from realtime.connection.controls import CONTROL_ACTIONS
+from realtime.connection.lanes import SlowLane
 from realtime.connection.outbound import (
     AsgiOutbound,
     Outbound,
@@ -31,7 +32,7 @@ from realtime.connection.polling import PollingOutbound
 from realtime.core import logs, metrics
 from realtime.core.clock import now_ms
 from realtime.core.constants import RAW_SOCKET, CloseCode, CloseReason
-from realtime.core.errors import HANDSHAKE_MESSAGES, ErrorCode
+from realtime.core.errors import HANDSHAKE_MESSAGES, ErrorCode, ServiceUnavailable
 from realtime.fanout import rooms as room_names
 from realtime.fanout.history import StreamPosition
 from realtime.protocol.base import Codec, Inbound, encode_data
@@ -49,9 +50,12 @@ HANDSHAKE_CLOSE: dict[str, int] = {
     ErrorCode.USER_BANNED: CloseCode.FORBIDDEN,
     ErrorCode.AUTH_RATE_LIMITED: CloseCode.RATE_LIMITED,
     ErrorCode.CONNECTION_RATE_LIMITED: CloseCode.RATE_LIMITED,
+    ErrorCode.SERVICE_UNAVAILABLE: CloseCode.TRY_AGAIN_LATER,
 }
 
-RECONNECT_EXPECTED = frozenset({CloseCode.SERVICE_RESTART, CloseCode.SLOW_CONSUMER})
+RECONNECT_EXPECTED = frozenset(
+    {CloseCode.SERVICE_RESTART, CloseCode.SLOW_CONSUMER, CloseCode.TRY_AGAIN_LATER}
+)
 
 
 class Session:
@@ -80,6 +84,8 @@ class Session:
         self.last_activity = time.monotonic()
         self.away = False
         self.playing: Playing | None = None
+        # Requests waiting on the database, handled in order away from the others.
+        self.lane = SlowLane()
         self._expiry: asyncio.TimerHandle | None = None
         self._hold: set[str] | None = None
         self._held: list[tuple[str, int, str, Frame]] = []
@@ -285,6 +291,7 @@ class Session:
         assert self.account is not None and self.token is not None
         self.runtime.hub.register(self)
         self._registered = True
+        self.runtime.connections_changed()
         logs.bind(user_id=self.user_id)
         metrics.CONNECTIONS.labels(self.codec_name).inc()
         offsets = await self.join_many(
@@ -317,19 +324,27 @@ class Session:
         self.closed = True
         self._cancel_expiry()
         self.outbound.kill()
+        self.lane.close()
         if not self._registered:
             return
         self._registered = False
         metrics.CONNECTIONS.labels(self.codec_name).dec()
-        await self._end_presence()
-        self.rooms.clear()
-        await self.runtime.drop(self)
+        # At graceful shutdown every position and presence entry is written in batches
+        # (Runtime.before_exit): thousands of sockets closing must not each do it too.
+        if not self.runtime.shutting_down:
+            await self._end_presence()
+        rooms, self.rooms = self.rooms, set()
+        await self.runtime.drop(self, rooms)
+        self.runtime.connections_changed()
 
     async def _end_presence(self) -> None:
         try:
             await self.runtime.presence.disconnected(self)
             if self.playing is not None:
                 await self.runtime.positions.flush_character(self.playing.character_id)
+        except ServiceUnavailable:
+            # The position stays dirty in the live store; the write-behind takes it later.
+            pass
         except Exception:
             logger.exception("ending presence of %s failed", self.socket_id)
 

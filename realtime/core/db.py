@@ -1,16 +1,197 @@
-"""The one way async realtime code calls a (sync) domain service or selector."""
+"""The one way async realtime code calls a (sync) domain service or selector, within a deadline.
+
+``db(fn, ...)`` runs ``fn`` on the ORM thread and returns its result, or raises
+``ServiceUnavailable`` — at once while the database is known to be down, and after at most
+``AETURNIS_DB_TIMEOUT_S`` when it stops answering (PROTOCOL.md §8a: fail fast, never apply
+later). A call that overruns is not awaited further: the socket of the connection it is
+stuck on is shut down, so the ORM thread is freed and the server drops the transaction (its
+COMMIT never arrives), and the database is marked down until a probe in a thread of its own
+can connect again. Errors that are the request's own (an integrity error, a bug) are not
+outages and propagate as they are.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import sqlite3
+import threading
+import time
 from collections.abc import Callable
-from typing import ParamSpec, TypeVar, cast
+from typing import Any, ParamSpec, TypeVar, cast
 
 from channels.db import database_sync_to_async
+from django.conf import settings
+from django.db import DEFAULT_DB_ALIAS, connections
+from django.db.utils import InterfaceError, OperationalError
+
+from realtime.core.errors import ServiceUnavailable
+from realtime.core.health import DATABASE
+
+logger = logging.getLogger(__name__)
 
 P = ParamSpec("P")
 T = TypeVar("T")
 
+PROBE_INTERVAL_S = 0.5
+PROBE_TIMEOUT_S = 1
+
+
+class _Unavailable(Exception):
+    """Raised on the ORM thread when the database itself failed the call."""
+
+    def __init__(self, cause: BaseException) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+
+
+def is_outage(exc: BaseException) -> bool:
+    """Whether a database error means the database is unreachable or going away (connection
+    refused, reset, timed out, shutting down), not that the request itself was wrong."""
+    if not isinstance(exc, OperationalError | InterfaceError):
+        return False
+    cause = exc.__cause__
+    sqlstate = getattr(cause, "sqlstate", None)
+    # No SQLSTATE: the client never got an answer. 08: connection exception; 57P: operator
+    # intervention (the server shutting down or restarting).
+    return sqlstate is None or str(sqlstate).startswith(("08", "57P"))
+
+
+class _Call:
+    """One call on the ORM thread: which connection it uses, so it can be cut short."""
+
+    __slots__ = ("wrapper",)
+
+    def __init__(self) -> None:
+        self.wrapper: Any = None
+
+    def interrupt(self) -> None:
+        """Shut the socket of the connection the call is stuck on: its read fails at once."""
+        raw = getattr(self.wrapper, "connection", None)
+        fd = getattr(getattr(raw, "pgconn", None), "socket", -1)
+        if not isinstance(fd, int) or fd < 0:
+            return
+        with contextlib.suppress(OSError):
+            stuck = socket.socket(fileno=os.dup(fd))
+            try:
+                stuck.shutdown(socket.SHUT_RDWR)
+            finally:
+                stuck.close()
+
+
+def _run(call: _Call, fn: Callable[..., T], args: Any, kwargs: Any) -> T:
+    call.wrapper = connections[DEFAULT_DB_ALIAS]
+    try:
+        return fn(*args, **kwargs)
+    except (OperationalError, InterfaceError) as exc:
+        if is_outage(exc):
+            raise _Unavailable(exc) from None
+        raise
+
+
+def _forget(task: asyncio.Task[Any]) -> None:
+    """A call that was given up: collect its result so that nothing reports it later."""
+    if not task.cancelled():
+        exc = task.exception()
+        if exc is not None and not isinstance(exc, _Unavailable):
+            logger.debug("a database call given up on failed later: %r", exc)
+
 
 async def db(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-    """Run ``fn`` on the ORM thread (closing stale connections around it) and return its result."""
-    return cast(T, await database_sync_to_async(fn)(*args, **kwargs))
+    """Run ``fn`` on the ORM thread (closing stale connections around it) and return its
+    result; ``ServiceUnavailable`` when the database is down or does not answer in time."""
+    DATABASE.check()
+    call = _Call()
+    task = asyncio.ensure_future(database_sync_to_async(_run)(call, fn, args, kwargs))
+    # Not asyncio.wait_for: cancelling asgiref's sync_to_async waits for the thread anyway.
+    done, _ = await asyncio.wait({task}, timeout=float(settings.AETURNIS_DB_TIMEOUT_S))
+    if not done:
+        task.add_done_callback(_forget)
+        call.interrupt()
+        raise database_failed("db", TimeoutError("no answer within the deadline"))
+    try:
+        return cast(T, task.result())
+    except _Unavailable as exc:
+        raise database_failed("db", exc.cause) from None
+
+
+def database_failed(component: str, exc: BaseException) -> ServiceUnavailable:
+    """Report the database down (once per outage) and watch for it to come back; returns the
+    exception for callers to raise."""
+    refusal = DATABASE.failed(component, exc)
+    _start_probe()
+    return refusal
+
+
+# --- finding out that the database is back --------------------------------------------------
+
+_probe_lock = threading.Lock()
+_probing = False
+
+
+def probe_database() -> None:
+    """Open a connection of our own (not the pool's), run SELECT 1, close it; raises when the
+    database does not answer within about a second. Reports a success to the health."""
+    _probe_once()
+    if not DATABASE.up:
+        DATABASE.recovered()
+
+
+def _probe_once() -> bool:
+    """Open a connection of our own (not the pool's) and run SELECT 1."""
+    config = settings.DATABASES[DEFAULT_DB_ALIAS]
+    if "sqlite3" in config["ENGINE"]:
+        with contextlib.closing(sqlite3.connect(str(config["NAME"]), timeout=1)) as conn:
+            conn.execute("SELECT 1")
+        return True
+    import psycopg  # imported here: only a PostgreSQL deployment needs it
+
+    params = {
+        "dbname": config["NAME"],
+        "user": config.get("USER") or None,
+        "password": config.get("PASSWORD") or None,
+        "host": config.get("HOST") or None,
+        "port": config.get("PORT") or None,
+        "connect_timeout": PROBE_TIMEOUT_S,
+    }
+    with psycopg.connect(**{k: v for k, v in params.items() if v is not None}) as conn:
+        conn.execute("SELECT 1")
+    return True
+
+
+def _drop_broken_pooled_connections() -> None:
+    """After an outage the pool may hold connections that died with it: check them all now,
+    before requests get them (else the first requests fail and the outage seems to go on)."""
+    pool = getattr(connections[DEFAULT_DB_ALIAS], "pool", None)
+    if pool is not None:
+        with contextlib.suppress(Exception):
+            pool.check()
+
+
+def _probe_loop() -> None:
+    global _probing
+    try:
+        while not DATABASE.up:
+            try:
+                if _probe_once():
+                    _drop_broken_pooled_connections()
+                    DATABASE.recovered()
+                    return
+            except Exception:  # still down: try again
+                time.sleep(PROBE_INTERVAL_S)
+    finally:
+        with _probe_lock:
+            _probing = False
+
+
+def _start_probe() -> None:
+    """Watch for the database to come back, in a thread of its own (never the ORM thread)."""
+    global _probing
+    with _probe_lock:
+        if _probing:
+            return
+        _probing = True
+    threading.Thread(target=_probe_loop, name="database-probe", daemon=True).start()

@@ -68,6 +68,13 @@ class Dependency:
             logger.warning("%s unavailable (seen by %s): %s", self.name, component, reason)
         return ServiceUnavailable(self.name, RETRY_AFTER_S)
 
+    def reset(self) -> None:
+        """Up, as in a fresh process (tests start every case this way)."""
+        with self._lock:
+            self._up = True
+            self._warned = set()
+        metrics.DEPENDENCY_UP.labels(self.name).set(1)
+
     def recovered(self) -> None:
         """The dependency answered again."""
         with self._lock:

@@ -48,11 +48,16 @@ class Hub:
     def register(self, member: Member) -> None:
         self.members[member.socket_id] = member
 
-    def unregister(self, member: Member) -> list[str]:
-        """Forget ``member``; returns the rooms that now have no local member."""
+    def unregister(self, member: Member, rooms: Iterable[str]) -> list[str]:
+        """Forget ``member``, which is in ``rooms``; returns the rooms that now have no local
+        member. (Only its own rooms are looked at: a process has thousands of rooms, and a
+        storm of disconnects must not scan them all for each socket.)"""
         self.members.pop(member.socket_id, None)
         emptied = []
-        for room, room_members in list(self.rooms.items()):
+        for room in rooms:
+            room_members = self.rooms.get(room)
+            if room_members is None:
+                continue
             if room_members.pop(member.socket_id, None) is not None and not room_members:
                 del self.rooms[room]
                 emptied.append(room)

@@ -84,12 +84,13 @@ async def live_state(session: Session, playing: Playing) -> LiveState:
 
 
 async def enter_world(
-    session: Session, view: CharacterView
+    session: Session, view: CharacterView, at: float | None = None
 ) -> tuple[rules.Position, dict[str, StreamPosition]]:
     """Make ``view`` this connection's character: rooms, live state, presence, ``online``.
 
-    Leaves the rooms of a character played before. Returns the live position and the stream
-    positions of the rooms joined (so the client can resume them, PROTOCOL.md §8).
+    Leaves the rooms of a character played before. ``at`` is when the request arrived (the
+    movement budget starts empty then). Returns the live position and the stream positions of
+    the rooms joined (so the client can resume them, PROTOCOL.md §8).
     """
     runtime = session.runtime
     previous = session.playing
@@ -100,9 +101,10 @@ async def enter_world(
     live = await runtime.live.get(view.id)
     carried = live is not None and live.zone_id == view.zone.id
     position = live.position if live is not None and carried else view.position
-    # The first move is measured from the selection (PROTOCOL.md §5.2).
+    # The movement budget starts (empty) at the selection (PROTOCOL.md §5.2).
+    since = now_s() if at is None else at
     await runtime.live.put(
-        LiveState(view.id, view.zone.id, view.zone.key, position, now_s()), dirty=carried
+        LiveState(view.id, view.zone.id, view.zone.key, position, since), dirty=carried
     )
     playing = session.playing = Playing.of(view)
     joined = await session.join_many(
@@ -133,11 +135,11 @@ def wire_positions(positions: dict[str, StreamPosition]) -> dict[str, dict[str, 
     return {room: position.wire() for room, position in positions.items()}
 
 
-async def select(session: Session, payload: CharacterSelectPayload) -> Reply:
+async def select(session: Session, payload: CharacterSelectPayload, *, received_at: float) -> Reply:
     view = await db(
         services.character_select, user_id=session.user_id, character_id=payload.characterId
     )
-    position, joined = await enter_world(session, view)
+    position, joined = await enter_world(session, view, received_at)
     return Reply(
         "character:selected",
         {
@@ -149,7 +151,14 @@ async def select(session: Session, payload: CharacterSelectPayload) -> Reply:
     )
 
 
-async def move(session: Session, payload: CharacterMovePayload) -> None:
+def speed_limit() -> rules.SpeedLimit:
+    return rules.SpeedLimit(
+        max_speed=float(settings.AETURNIS_MAX_SPEED), burst_s=float(settings.AETURNIS_MOVE_BURST_S)
+    )
+
+
+async def move(session: Session, payload: CharacterMovePayload, *, received_at: float) -> None:
+    """Judge a move on its arrival time against the character's distance budget (§5.2)."""
     playing = playing_of(session)
     state = await live_state(session, playing)
     current = state.position
@@ -159,22 +168,36 @@ async def move(session: Session, payload: CharacterMovePayload) -> None:
         current.z if payload.z is None else float(payload.z),
         current.direction if payload.direction is None else float(payload.direction),
     )
-    now = now_s()
-    verdict = rules.judge_move(
+    judged = rules.judge_budgeted_move(
         current=current,
-        since=state.since,
+        budget=rules.Budget(state.budget, state.since),
         target=target,
-        now=now,
+        now=received_at,
         bounds=playing.bounds,
-        max_speed=float(settings.AETURNIS_MAX_SPEED),
+        limit=speed_limit(),
+        last_seq=playing.last_seq,
+        seq=payload.seq,
     )
-    if verdict is not rules.MoveVerdict.ACCEPTED:
-        _violation(session, playing, verdict, now)
+    echo = {} if payload.seq is None else {"seq": payload.seq}
+    if not judged.accepted:
+        verdict = judged.verdict
+        if verdict.is_violation:
+            _violation(session, playing, verdict, received_at)
+        reason = {"reason": verdict.reason} if verdict.reason else {}
         raise Reject(
-            rules.error_code(verdict), _MOVE_MESSAGES[verdict], position=wire_position(current)
+            verdict.error_code,
+            _MOVE_MESSAGES[verdict],
+            position=wire_position(current),
+            **reason,
+            **echo,
         )
+    playing.last_seq = judged.last_seq
+    budget = judged.budget
     await session.runtime.live.put(
-        LiveState(playing.character_id, playing.zone_id, playing.zone, target, now), dirty=True
+        LiveState(
+            playing.character_id, playing.zone_id, playing.zone, target, budget.at, budget.left
+        ),
+        dirty=True,
     )
     await session.runtime.broadcast.to_room(
         room_names.zone_room(playing.zone),
@@ -182,7 +205,8 @@ async def move(session: Session, payload: CharacterMovePayload) -> None:
         {
             "characterId": str(playing.character_id),
             "position": wire_position(target),
-            "timestamp": int(now * 1000),
+            "timestamp": int(received_at * 1000),
+            **echo,
         },
         exclude=session.socket_id,
         sender=session.user_id,
@@ -190,6 +214,7 @@ async def move(session: Session, payload: CharacterMovePayload) -> None:
 
 
 _MOVE_MESSAGES = {
+    rules.MoveVerdict.STALE: "This move is older than one already accepted",
     rules.MoveVerdict.INVALID: "Position must be finite numbers inside the zone",
     rules.MoveVerdict.TOO_FAST: "Moving faster than allowed",
     rules.MoveVerdict.TELEPORT: "Teleporting is not allowed",
@@ -212,7 +237,9 @@ def _violation(session: Session, playing: Playing, verdict: rules.MoveVerdict, n
         session.kick("Suspicious movement", CloseReason.SUSPICIOUS_MOVEMENT)
 
 
-async def change_zone(session: Session, payload: CharacterChangeZonePayload) -> Reply:
+async def change_zone(
+    session: Session, payload: CharacterChangeZonePayload, *, received_at: float
+) -> Reply:
     playing = playing_of(session)
     staff = bool(session.account and session.account.is_staff)
     if await db(active_session_for_character, playing.character_id) is not None:
@@ -226,7 +253,8 @@ async def change_zone(session: Session, payload: CharacterChangeZonePayload) -> 
     runtime = session.runtime
     new = change.zone
     await runtime.live.put(
-        LiveState(playing.character_id, new.id, new.key, change.position, now_s()), dirty=False
+        LiveState(playing.character_id, new.id, new.key, change.position, received_at),
+        dirty=False,
     )
     old = playing.zone
     await session.leave(room_names.zone_room(old))

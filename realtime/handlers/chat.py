@@ -8,6 +8,7 @@ covers messages, whispers, emotes and typing alike, on every process.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from django.conf import settings
@@ -18,7 +19,8 @@ from realtime.connection.session import Session
 from realtime.core.clock import now_ms
 from realtime.core.constants import ROOM_GLOBAL_CHAT
 from realtime.core.db import db
-from realtime.core.errors import ErrorCode, Reject
+from realtime.core.errors import ErrorCode, Reject, ServiceUnavailable
+from realtime.core.health import REDIS
 from realtime.fanout import rooms as room_names
 from realtime.handlers.chat_writer import MessageWriter, ProfanityCache
 from realtime.handlers.common import playing_of
@@ -100,19 +102,41 @@ async def message(session: Session, payload: ChatMessagePayload) -> Reply:
         zone_id=playing.zone_id if payload.channel == "zone" else None,
         guild_id=playing.guild_id if payload.channel == "guild" else None,
     )
-    stored = new.stored(await session.runtime.get(MessageWriter).store(new))
-    await session.runtime.broadcast.to_room(
+    stored = new.stored(await _store(session, new))
+    await _deliver_or_withdraw(
+        session,
+        stored.id,
         room,
         "chat:message",
         wire_message(stored),
         exclude=session.socket_id,
-        sender=session.user_id,
     )
     return Reply(
         "chat:message_sent",
         {"id": str(stored.id), "channel": payload.channel, "serverTimestamp": stored.sent_ms},
         activity={"channel": payload.channel, "id": str(stored.id)},
     )
+
+
+async def _store(session: Session, new: NewMessage) -> int:
+    """Store a message to be delivered; refused at once (not stored) while Redis, which must
+    carry it, is known to be down."""
+    REDIS.check()
+    return await session.runtime.get(MessageWriter).store(new)
+
+
+async def _deliver_or_withdraw(
+    session: Session, message_id: int, room: str, event: str, data: dict[str, Any], exclude: str
+) -> None:
+    """Publish a stored message; if that fails, take it back out of the database before the
+    client is told, so that a refused message never turns up later (PROTOCOL.md §8a)."""
+    try:
+        await session.runtime.broadcast.to_room(
+            room, event, data, exclude=exclude, sender=session.user_id
+        )
+    except ServiceUnavailable:
+        await db(services.chat_message_withdraw, message_id)
+        raise
 
 
 async def _whisper_target(payload: ChatWhisperPayload) -> int:
@@ -152,8 +176,10 @@ async def whisper(session: Session, payload: ChatWhisperPayload) -> Reply:
         sent_ms=sent,
         recipient_id=target,
     )
-    message_id = await session.runtime.get(MessageWriter).store(new)
-    await session.runtime.broadcast.to_room(
+    message_id = await _store(session, new)
+    await _deliver_or_withdraw(
+        session,
+        message_id,
         room_names.user_room(target),
         "chat:whisper_received",
         {
@@ -165,7 +191,7 @@ async def whisper(session: Session, payload: ChatWhisperPayload) -> Reply:
             "message": text,
             "serverTimestamp": sent,
         },
-        sender=session.user_id,
+        exclude="",
     )
     return Reply(
         "chat:whisper_sent",
@@ -241,10 +267,12 @@ async def typing(session: Session, payload: ChatTypingPayload) -> None:
 
 async def _set_blocks(session: Session, ids: list[int]) -> None:
     session.blocked_user_ids = frozenset(ids)
-    # Every other connection of this account, on every process, adopts the same list.
-    await session.runtime.broadcast.control(
-        room_names.user_room(session.user_id), "blocks", userIds=ids
-    )
+    # Every other connection of this account, on every process, adopts the same list (while
+    # Redis is down they keep theirs: the block is stored, and loaded at their next connect).
+    with contextlib.suppress(ServiceUnavailable):
+        await session.runtime.broadcast.control(
+            room_names.user_room(session.user_id), "blocks", userIds=ids
+        )
 
 
 async def block(session: Session, payload: ChatUserPayload) -> Reply:

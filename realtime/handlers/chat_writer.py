@@ -17,6 +17,7 @@ import logging
 from chat.rules import ProfanityFilter
 from chat.services import NewMessage, chat_messages_store, profanity_words
 from realtime.core.db import db
+from realtime.core.errors import ServiceUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +45,8 @@ class MessageWriter:
             try:
                 ids = await db(chat_messages_store, messages=[m for m, _ in batch])
             except Exception as exc:
-                logger.exception("storing %d chat messages failed", len(batch))
+                if not isinstance(exc, ServiceUnavailable):  # an outage is reported once
+                    logger.exception("storing %d chat messages failed", len(batch))
                 for _, future in batch:
                     if not future.done():
                         future.set_exception(exc)

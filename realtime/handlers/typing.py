@@ -9,6 +9,7 @@ connection, which is the only one that can see its refreshes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from dataclasses import dataclass
 
@@ -17,6 +18,7 @@ from django.conf import settings
 from chat.rules import typing_broadcast_due
 from realtime.connection.session import Session
 from realtime.core.clock import now_ms
+from realtime.core.errors import ServiceUnavailable
 from realtime.fanout.broadcast import Broadcast
 
 
@@ -76,16 +78,14 @@ class TypingTracker:
 
     async def _send(self, key: tuple[int, str], entry: Typing, typing: bool) -> None:
         user_id, channel = key
-        await self._broadcast.to_room(
-            entry.room,
-            "chat:typing_status",
-            {
-                "characterId": None if entry.character_id is None else str(entry.character_id),
-                "userId": str(user_id),
-                "channel": channel,
-                "typing": typing,
-                "timestamp": now_ms(),
-            },
-            exclude=entry.socket_id,
-            sender=user_id,
-        )
+        data = {
+            "characterId": None if entry.character_id is None else str(entry.character_id),
+            "userId": str(user_id),
+            "channel": channel,
+            "typing": typing,
+            "timestamp": now_ms(),
+        }
+        with contextlib.suppress(ServiceUnavailable):  # an indicator is not worth a refusal
+            await self._broadcast.to_room(
+                entry.room, "chat:typing_status", data, exclude=entry.socket_id, sender=user_id
+            )

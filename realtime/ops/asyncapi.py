@@ -183,6 +183,8 @@ def error_codes(event: str) -> list[str]:
     codes = {*answer.errors, *ROUTING_ERRORS}
     if ROUTES[event].bucket is None:
         codes.discard(ErrorCode.RATE_LIMITED)
+    if ROUTES[event].needs:  # refused while a dependency it needs is down (§8a)
+        codes.add(ErrorCode.SERVICE_UNAVAILABLE)
     return sorted(str(code) for code in codes)
 
 

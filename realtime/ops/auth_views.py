@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any, cast
 
 from drf_spectacular.utils import extend_schema, inline_serializer
@@ -14,6 +15,7 @@ from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.tokens import RefreshToken
 
 from realtime.auth.tokens import TokenInfo, revoke_access_token
+from realtime.core.errors import ServiceUnavailable
 from realtime.fanout import broadcast, rooms
 
 
@@ -54,5 +56,8 @@ class LogoutView(APIView):
             refresh.blacklist()
         info = TokenInfo(user_id=user_id, jti=str(access["jti"]), exp=float(access["exp"]))
         revoke_access_token(info)
-        broadcast.control_sync_room(rooms.user_room(user_id), "revoke", jti=info.jti)
+        # The database is the record; live sockets are told through Redis, and while Redis is
+        # down each process checks its sockets' tokens again when it is back.
+        with contextlib.suppress(ServiceUnavailable):
+            broadcast.control_sync_room(rooms.user_room(user_id), "revoke", jti=info.jti)
         return Response(status=status.HTTP_205_RESET_CONTENT)

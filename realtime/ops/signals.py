@@ -6,8 +6,11 @@ room on every process (PROTOCOL.md §4), after the change commits.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.db.models.signals import post_delete, post_save
 
@@ -15,11 +18,23 @@ from characters.models import GuildMembership
 from chat.models import ChatMessage, Mute, ProfanityWord, whisper_pair
 from chat.services import mute_until
 from realtime.core.constants import ROOM_GLOBAL_CHAT
+from realtime.core.errors import ServiceUnavailable
 from realtime.fanout import broadcast, rooms
 
 
+def _after_commit(tell: Callable[[], None]) -> None:
+    """Tell live sockets after the change commits. While Redis is down they cannot be told
+    (the outage is logged once); they get the state from the database when they reconnect."""
+
+    def guarded() -> None:
+        with contextlib.suppress(ServiceUnavailable):
+            tell()
+
+    transaction.on_commit(guarded)
+
+
 def _guild_changed(character_id: int, guild_id: int | None) -> None:
-    transaction.on_commit(
+    _after_commit(
         lambda: broadcast.control_sync_room(
             rooms.character_room(character_id), "guild", characterId=character_id, guildId=guild_id
         )
@@ -43,11 +58,11 @@ def _mute_changed(sender: Any, instance: Mute, **kwargs: Any) -> None:
         until_ms = int(until.timestamp() * 1000) if until else 0
         broadcast.control_sync_room(rooms.user_room(user_id), "mute", until=until_ms)
 
-    transaction.on_commit(tell)
+    _after_commit(tell)
 
 
 def _words_changed(sender: Any, **kwargs: Any) -> None:
-    transaction.on_commit(lambda: broadcast.to_processes_sync("profanity.reload"))
+    _after_commit(lambda: broadcast.to_processes_sync("profanity.reload"))
 
 
 def _message_saved(sender: Any, instance: ChatMessage, **kwargs: Any) -> None:
@@ -62,7 +77,7 @@ def _message_saved(sender: Any, instance: ChatMessage, **kwargs: Any) -> None:
         for room in targets:
             broadcast.to_room_sync(room, "chat:message_deleted", data)
 
-    transaction.on_commit(tell)
+    _after_commit(tell)
 
 
 def _message_rooms(message: ChatMessage) -> list[str]:
@@ -78,7 +93,23 @@ def _message_rooms(message: ChatMessage) -> list[str]:
     return []
 
 
+def _user_saved(sender: Any, instance: Any, **kwargs: Any) -> None:
+    """A deactivated account's live sockets end as a ban's do (session:kicked, 4003
+    USER_BANNED) on every process; new ones are already refused (inactive = banned)."""
+    if instance.is_active or kwargs.get("created"):
+        return
+    user_id = instance.pk
+
+    def tell() -> None:
+        broadcast.control_sync_room(
+            rooms.user_room(user_id), "ban", reason="Account is deactivated"
+        )
+
+    _after_commit(tell)
+
+
 def connect() -> None:
+    post_save.connect(_user_saved, sender=get_user_model(), dispatch_uid="realtime.user-saved")
     post_save.connect(_message_saved, sender=ChatMessage, dispatch_uid="realtime.chat-deleted")
     post_save.connect(_mute_changed, sender=Mute, dispatch_uid="realtime.mute+")
     post_delete.connect(_mute_changed, sender=Mute, dispatch_uid="realtime.mute-")

@@ -6,7 +6,15 @@ from typing import Any
 
 import orjson
 
-from realtime.protocol.base import FrameError, Inbound, dumps_str, valid_ack
+from realtime.protocol.base import (
+    MAX_NESTING,
+    FrameError,
+    Inbound,
+    dumps_str,
+    nesting_too_deep,
+    top_level_ack,
+    valid_ack,
+)
 
 _ENVELOPE_KEYS = frozenset({"event", "data", "ack"})
 
@@ -14,11 +22,16 @@ _ENVELOPE_KEYS = frozenset({"event", "data", "ack"})
 class NativeCodec:
     name = "native"
 
-    def decode(self, text: str | None, data: bytes | None) -> Inbound:
+    def decode(self, text: str | None, data: bytes | None, received_at: float = 0.0) -> Inbound:
         """Parse one client frame; raises ``FrameError`` for anything that cannot be routed."""
         raw: str | bytes | None = text if text is not None else data
         if raw is None:
             raise FrameError("Empty frame")
+        if nesting_too_deep(raw):
+            text_of = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+            raise FrameError(
+                f"Frame nests deeper than {MAX_NESTING} levels", top_level_ack(text_of)
+            )
         try:
             obj: Any = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
@@ -36,7 +49,7 @@ class NativeCodec:
         event = obj.get("event")
         if not isinstance(event, str) or not event:
             raise FrameError("'event' must be a non-empty string", ack)
-        return Inbound(event=event, data=obj.get("data", {}), ack=ack)
+        return Inbound(event=event, data=obj.get("data", {}), ack=ack, received_at=received_at)
 
     def event_frame(self, event: str, data_json: str) -> str:
         return f'{{"event":{dumps_str(event)},"data":{data_json}}}'

@@ -18,7 +18,7 @@ from typing import Any
 
 import orjson
 
-from realtime.protocol.base import FrameError, Inbound, dumps_str
+from realtime.protocol.base import MAX_NESTING, FrameError, Inbound, dumps_str, nesting_too_deep
 from realtime.protocol.engineio import EIO_MESSAGE, decode_engine
 
 # Socket.IO v5 packet types
@@ -87,6 +87,8 @@ def _read_id(payload: str, pos: int) -> tuple[int | None, int]:
 
 
 def _parse_json(raw: str) -> Any:
+    if nesting_too_deep(raw):
+        raise FrameError(f"Packet payload nests deeper than {MAX_NESTING} levels")
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError as exc:

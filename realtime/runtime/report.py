@@ -7,6 +7,7 @@ process that died drops out on its own; ``realtime.ops.stats`` adds the live rep
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -49,11 +50,21 @@ def process_counts(*, hub: Hub, process: str, started_at_ms: int) -> dict[str, A
     }
 
 
-async def report_loop(process: str, counts: Callable[[], dict[str, Any]]) -> None:
-    """Write ``counts()`` to Redis every interval (nothing to do without Redis)."""
+# After a connect or a disconnect, wait this long for others before reporting (a burst of
+# connects is one write), so the stats API is never more than about this much behind.
+CHANGE_DEBOUNCE_S = 0.1
+
+
+async def report_loop(
+    process: str, counts: Callable[[], dict[str, Any]], changed: asyncio.Event
+) -> None:
+    """Write ``counts()`` to Redis every interval and soon after ``changed`` is set (a
+    connection opened or closed), so the stats API follows within a second (nothing to do
+    without Redis: the stats API reads this process directly)."""
     if not redis_enabled():
         return
     while True:
+        changed.clear()
         try:
             interval = report_interval_s()
             await async_redis().set(
@@ -67,4 +78,6 @@ async def report_loop(process: str, counts: Callable[[], dict[str, Any]]) -> Non
             logger.exception("reporting process counts failed")
         if cancelling():
             raise asyncio.CancelledError
-        await asyncio.sleep(report_interval_s())
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(changed.wait(), report_interval_s())
+            await asyncio.sleep(CHANGE_DEBOUNCE_S)

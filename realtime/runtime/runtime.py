@@ -10,14 +10,16 @@ per-process services (``provide``), background tasks (``add_task``), shutdown st
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from typing import Any, TypeVar, cast
 
+from realtime.core.errors import ServiceUnavailable
 from realtime.core.redis_client import close_async_redis, redis_enabled
 from realtime.fanout import broadcast as broadcast_module
 from realtime.fanout.broadcast import Broadcast, Bus
@@ -63,12 +65,16 @@ class Runtime:
         )
         if isinstance(self.bus, RedisBus):
             self.bus.on_reconnect = self._after_redis_outage
+        # What the handlers do after a Redis outage (re-check revoked tokens; see
+        # ``realtime.handlers.features``).
+        self.on_reconnect: Callable[[], Awaitable[None]] | None = None
         self._services: dict[type[Any], object] = {}
         self._task_factories: list[TaskFactory] = []
         self._shutdown_steps: list[ShutdownStep] = []
         self._tasks: list[asyncio.Task[None]] = []
         self.shutting_down = False
         self.started_at = loop.time()
+        self._connections_changed = asyncio.Event()
 
     # --- what features add, once, before start ------------------------------------------
 
@@ -103,7 +109,7 @@ class Runtime:
         broadcast_module.set_process_bus(self.bus)
         self._spawn(self.presence.run())
         self._spawn(self.positions.run())
-        self._spawn(report_loop(self.process, self.counts))
+        self._spawn(report_loop(self.process, self.counts, self._connections_changed))
         for factory in self._task_factories:
             self._spawn(factory(self))
 
@@ -125,6 +131,10 @@ class Runtime:
         await self.positions.flush_all()
         await self.presence.leave_all()
 
+    def connections_changed(self) -> None:
+        """A connection opened or closed: report this process's counts soon (stats API)."""
+        self._connections_changed.set()
+
     @property
     def shutdown_steps(self) -> tuple[ShutdownStep, ...]:
         return tuple(self._shutdown_steps)
@@ -136,9 +146,13 @@ class Runtime:
 
     async def _after_redis_outage(self) -> None:
         """Redis is back after an outage (and may have lost everything): write this process's
-        presence again on the next tick. Rooms were subscribed again by the bus; room streams
-        that lost their history start a new epoch on their own."""
+        presence again on the next tick, and end the sockets whose token was revoked while
+        control messages could not travel. Rooms were subscribed again by the bus; room
+        streams that lost their history start a new epoch on their own."""
         self.presence.resync()
+        if self.on_reconnect is not None:
+            with contextlib.suppress(ServiceUnavailable):
+                await self.on_reconnect()
 
     def _process_message(self, message: dict[str, Any]) -> None:
         action = str(message.get("action"))
@@ -161,6 +175,7 @@ class Runtime:
         if self.hub.leave(room, member):
             await self.bus.room_removed(room)
 
-    async def drop(self, member: Member) -> None:
-        for room in self.hub.unregister(member):
+    async def drop(self, member: Member, rooms: Iterable[str]) -> None:
+        """``member`` (in ``rooms``) is gone: forget it, unsubscribe rooms left empty."""
+        for room in self.hub.unregister(member, rooms):
             await self.bus.room_removed(room)

@@ -19,6 +19,7 @@ from typing import Any
 
 from django.conf import settings
 
+from realtime.core.errors import ServiceUnavailable
 from realtime.runtime.runtime import Runtime
 
 logger = logging.getLogger(__name__)
@@ -61,6 +62,8 @@ async def close_all(runtime: Runtime) -> None:
         session.server_shutdown(settings.AETURNIS_SHUTDOWN_RECONNECT_AFTER_MS)
     try:
         await asyncio.wait_for(runtime.before_exit(), FLUSH_TIMEOUT_S)
+    except ServiceUnavailable as exc:  # the outage itself was reported when it began
+        logger.warning("state not written at shutdown: %s unavailable", exc.dependency)
     except Exception:
         logger.exception("writing state at shutdown failed")
     for step in runtime.shutdown_steps:

@@ -28,7 +28,11 @@ class LiveState:
     zone_id: int
     zone: str
     position: Position
-    since: float  # server time (epoch seconds) of the last accepted move or of the selection
+    # The movement budget (PROTOCOL.md §5.2): ``budget`` units left at ``since``, the server
+    # time (epoch seconds, on arrival) of the last accepted move or of the selection / zone
+    # change that emptied it.
+    since: float
+    budget: float = 0.0
 
 
 class LiveStore(Protocol):
@@ -82,19 +86,23 @@ class LocalLiveStore:
         return 0
 
 
-_FIELDS = ["zone_id", "zone", "x", "y", "z", "d", "since"]
+_FIELDS = ["zone_id", "zone", "x", "y", "z", "d", "since", "budget"]
 
 
 def _decode(character_id: int, raw: list[bytes | None]) -> LiveState | None:
-    if any(value is None for value in raw):
+    # A hash without "budget" (written before it existed, during a rolling deploy) is kept:
+    # its budget is empty.
+    if any(value is None for value in raw[:7]):
         return None
-    zone_id, zone, x, y, z, d, since = (cast(bytes, v) for v in raw)
+    zone_id, zone, x, y, z, d, since = (cast(bytes, v) for v in raw[:7])
+    budget = raw[7]
     return LiveState(
         character_id=character_id,
         zone_id=int(zone_id),
         zone=zone.decode(),
         position=Position(float(x), float(y), float(z), float(d)),
         since=float(since),
+        budget=0.0 if budget is None else float(budget),
     )
 
 
@@ -130,6 +138,7 @@ class RedisLiveStore:
                 "z": repr(p.z),
                 "d": repr(p.direction),
                 "since": repr(state.since),
+                "budget": repr(state.budget),
             },
         )
         pipe.expire(name, LIVE_TTL_S)

@@ -23,6 +23,9 @@ class Playing:
     guild_id: int | None
     mana: int
     violations: tuple[float, ...] = field(default=())
+    # The seq of the last accepted character:move of this connection and character (None
+    # before the first sequenced move): a move whose seq is not above it is STALE.
+    last_seq: int | None = None
 
     @classmethod
     def of(cls, view: CharacterView) -> Playing:

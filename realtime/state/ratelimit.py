@@ -17,7 +17,8 @@ from limits import RateLimitItem, RateLimitItemPerSecond
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from limits.aio.strategies import MovingWindowRateLimiter
 
-from realtime.core.redis_client import async_redis, redis_enabled
+from realtime.core.health import REDIS
+from realtime.core.redis_client import REDIS_ERRORS, async_redis, redis_enabled
 
 DEFAULT_LIMITS: dict[str, str] = {
     "chat:message": "10/60",
@@ -77,12 +78,16 @@ class RateLimiter:
     """One per event loop (its Redis client must not cross loops).
 
     Shared through Redis with ``REDIS_URL``, else in this process; ``local=True`` keeps it in
-    this process whatever the settings (a stand-in while Redis is unreachable).
+    this process whatever the settings. A shared limiter degrades to what this process can
+    enforce alone while Redis is unavailable (PROTOCOL.md §8a), and is shared again when it is
+    back: calls over the limit on this process are still refused meanwhile.
     """
 
     def __init__(self, *, local: bool = False) -> None:
         storage: Storage
+        self._fallback: RateLimiter | None = None
         if redis_enabled() and not local:
+            self._fallback = RateLimiter(local=True)
             uri = settings.REDIS_URL.replace("redis://", "async+redis://", 1).replace(
                 "rediss://", "async+rediss://", 1
             )
@@ -100,6 +105,18 @@ class RateLimiter:
 
     async def hit(self, bucket: str, identity: str) -> Verdict:
         """Record one call in ``bucket`` for ``identity`` unless it is over the limit."""
+        fallback = self._fallback
+        if fallback is not None:
+            if not REDIS.up:
+                return await fallback.hit(bucket, identity)
+            try:
+                return await self._hit(bucket, identity)
+            except REDIS_ERRORS as exc:
+                REDIS.failed("limits", exc)
+                return await fallback.hit(bucket, identity)
+        return await self._hit(bucket, identity)
+
+    async def _hit(self, bucket: str, identity: str) -> Verdict:
         item = self.limits.get(bucket)
         if item is None:
             return Verdict(True)
@@ -110,6 +127,18 @@ class RateLimiter:
 
     async def peek(self, bucket: str, identity: str) -> Verdict:
         """Whether a hit would pass now, without recording one (one storage round trip)."""
+        fallback = self._fallback
+        if fallback is not None:
+            if not REDIS.up:
+                return await fallback.peek(bucket, identity)
+            try:
+                return await self._peek(bucket, identity)
+            except REDIS_ERRORS as exc:
+                REDIS.failed("limits", exc)
+                return await fallback.peek(bucket, identity)
+        return await self._peek(bucket, identity)
+
+    async def _peek(self, bucket: str, identity: str) -> Verdict:
         item = self.limits.get(bucket)
         if item is None:
             return Verdict(True)
@@ -120,11 +149,33 @@ class RateLimiter:
 
     async def count(self, bucket: str, identity: str) -> int:
         """How many calls are in the window now."""
+        fallback = self._fallback
+        if fallback is not None:
+            if not REDIS.up:
+                return await fallback.count(bucket, identity)
+            try:
+                return await self._count(bucket, identity)
+            except REDIS_ERRORS as exc:
+                REDIS.failed("limits", exc)
+                return await fallback.count(bucket, identity)
+        return await self._count(bucket, identity)
+
+    async def _count(self, bucket: str, identity: str) -> int:
         item = self.limits[bucket]
         stats = await self._limiter.get_window_stats(item, bucket, identity)
         return item.amount - stats.remaining
 
     async def clear(self, bucket: str, identity: str) -> None:
         item = self.limits.get(bucket)
-        if item is not None:
-            await self._limiter.clear(item, bucket, identity)
+        if item is None:
+            return
+        if self._fallback is not None:
+            await self._fallback.clear(bucket, identity)
+            if not REDIS.up:
+                return
+            try:
+                await self._limiter.clear(item, bucket, identity)
+            except REDIS_ERRORS as exc:
+                REDIS.failed("limits", exc)
+            return
+        await self._limiter.clear(item, bucket, identity)

@@ -1,7 +1,7 @@
 """Small shared stores with expiry: Redis with ``REDIS_URL``, this process otherwise.
 
-Used for what every process must agree on without the database: revoked token ids and
-blocked IPs. Both async (consumers) and sync (DRF views, admin) callers are served.
+Used for what every process must agree on without the database: blocked IPs. Both async
+(consumers) and sync (DRF views, admin) callers are served.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import threading
 import time
 from typing import cast
 
+from realtime.core.health import redis_guarded
 from realtime.core.redis_client import async_redis, key, redis_enabled, sync_redis
 
 
@@ -61,6 +62,7 @@ class ExpiringFlags:
         else:
             _local.set(self._key(name), ttl_s)
 
+    @redis_guarded("blocked-ips")
     async def aset(self, name: str, ttl_s: float) -> None:
         if ttl_s <= 0:
             return
@@ -76,12 +78,14 @@ class ExpiringFlags:
             return max(0.0, pttl / 1000)
         return _local.remaining(self._key(name))
 
+    @redis_guarded("blocked-ips")
     async def aremaining(self, name: str) -> float:
         if redis_enabled():
             pttl: int = await async_redis().pttl(self._key(name))
             return max(0.0, pttl / 1000)
         return _local.remaining(self._key(name))
 
+    @redis_guarded("blocked-ips")
     async def adelete(self, name: str) -> None:
         if redis_enabled():
             await async_redis().delete(self._key(name))
@@ -95,5 +99,4 @@ class ExpiringFlags:
             _local.delete(self._key(name))
 
 
-revoked_tokens = ExpiringFlags("revoked")
 blocked_ips = ExpiringFlags("blocked-ip")

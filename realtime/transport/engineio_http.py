@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qs
@@ -260,6 +261,7 @@ class EngineIOHttp:
     ) -> tuple[int, str] | None:
         """Read the body and hand its packets over in order; the error that ends the session
         when the body is refused."""
+        received_at = time.time()  # the request reached the process: its moves arrived now
         try:
             packets = engineio.decode_payload(
                 await request.body(settings.AETURNIS_SIO_MAX_PAYLOAD_BYTES)
@@ -272,6 +274,7 @@ class EngineIOHttp:
             logger.info("refused polling payload: %s", exc.message)
             return engineio.BAD_REQUEST
         connection = polling.connection
+        connection.received_at = received_at
         for packet in packets:
             if polling.ended or connection.session.closed:
                 break

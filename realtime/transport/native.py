@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
 from channels.consumer import AsyncConsumer
@@ -20,8 +21,8 @@ from realtime.auth.sources import origin_allowed, selected_subprotocol, token_fr
 from realtime.auth.tokens import AuthError
 from realtime.connection.session import Session
 from realtime.core import logs, metrics
-from realtime.core.constants import CloseCode, CloseReason
-from realtime.core.errors import ErrorCode
+from realtime.core.constants import RX_KEY, CloseCode, CloseReason
+from realtime.core.errors import ErrorCode, ServiceUnavailable
 from realtime.handlers.dispatch import dispatch
 from realtime.handlers.lifecycle import close_session, open_session
 from realtime.protocol.base import FrameError, Inbound
@@ -77,10 +78,11 @@ class NativeConsumer(AsyncConsumer):  # type: ignore[misc]
                 self._await_auth_frame()
                 return
             await session.admit(token)
+            await open_session(session)
         except AuthError as exc:
             self.refuse(exc.code)
-            return
-        await open_session(session)
+        except ServiceUnavailable:  # a dependency the handshake needs is down: 1013
+            self.refuse(ErrorCode.SERVICE_UNAVAILABLE)
 
     def _await_auth_frame(self) -> None:
         self._awaiting_auth_frame = True
@@ -106,7 +108,8 @@ class NativeConsumer(AsyncConsumer):  # type: ignore[misc]
             session.close(CloseCode.MESSAGE_TOO_BIG, CloseReason.MESSAGE_TOO_BIG)
             return
         try:
-            inbound = NATIVE.decode(message.get("text"), message.get("bytes"))
+            received_at = message.get(RX_KEY) or time.time()
+            inbound = NATIVE.decode(message.get("text"), message.get("bytes"), received_at)
         except FrameError as exc:
             if self._awaiting_auth_frame:
                 self.refuse(ErrorCode.AUTH_REQUIRED)
@@ -138,10 +141,11 @@ class NativeConsumer(AsyncConsumer):  # type: ignore[misc]
                 token = None
         try:
             await session.admit(token)
+            await open_session(session)
         except AuthError as exc:
             self.refuse(exc.code)
-            return
-        await open_session(session)
+        except ServiceUnavailable:  # a dependency the handshake needs is down: 1013
+            self.refuse(ErrorCode.SERVICE_UNAVAILABLE)
 
     async def websocket_disconnect(self, message: dict[str, Any]) -> None:
         if self._auth_timer is not None:

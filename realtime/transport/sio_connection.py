@@ -21,8 +21,8 @@ from realtime.auth.sources import token_from_handshake
 from realtime.auth.tokens import AuthError
 from realtime.connection.session import Session
 from realtime.core import metrics
-from realtime.core.constants import CloseCode
-from realtime.core.errors import ErrorCode
+from realtime.core.constants import CloseCode, CloseReason
+from realtime.core.errors import ErrorCode, ServiceUnavailable
 from realtime.handlers.dispatch import dispatch
 from realtime.handlers.lifecycle import close_session, open_session
 from realtime.protocol.base import FrameError, Inbound
@@ -56,7 +56,12 @@ DEFAULT_NAMESPACE = "/"
 # Refusals after which the connection is closed at once; after the others the client may send
 # CONNECT again (with another token) until the handshake timer runs out.
 FINAL_REFUSALS = frozenset(
-    {ErrorCode.USER_BANNED, ErrorCode.AUTH_RATE_LIMITED, ErrorCode.CONNECTION_RATE_LIMITED}
+    {
+        ErrorCode.USER_BANNED,
+        ErrorCode.AUTH_RATE_LIMITED,
+        ErrorCode.CONNECTION_RATE_LIMITED,
+        ErrorCode.SERVICE_UNAVAILABLE,
+    }
 )
 
 
@@ -72,6 +77,9 @@ class SioConnection:
     """The Engine.IO session ``sid`` and the Socket.IO namespace ``/`` of one ``Session``."""
 
     def __init__(self, session: Session, sid: str) -> None:
+        # When the frame (or HTTP body) being handled reached this process, set by the
+        # transport before it hands the packets over (movement is judged on arrival).
+        self.received_at = 0.0
         self.session = session
         self.sid = sid  # secret: it authorises every request of a polling session
         self.connected = False  # namespace "/" connected (CONNECT accepted)
@@ -209,11 +217,17 @@ class SioConnection:
         except AuthError as exc:
             self._refuse(exc.code)
             return
+        except ServiceUnavailable:  # a dependency the handshake needs is down: 1013
+            self._refuse(ErrorCode.SERVICE_UNAVAILABLE)
+            return
         self.connected = True
         if self._handshake_timer is not None:
             self._handshake_timer.cancel()
         session.send_text(connect_packet(session.socket_id))
-        await open_session(session)
+        try:
+            await open_session(session)
+        except ServiceUnavailable:
+            session.close(CloseCode.TRY_AGAIN_LATER, CloseReason.SERVICE_UNAVAILABLE)
 
     def _refuse(self, code: ErrorCode) -> None:
         session = self.session
@@ -244,6 +258,7 @@ class SioConnection:
             data=args[1] if len(args) == 2 else {},
             ack=packet.id,
             binary=tuple(field_name(path) for path in binary),
+            received_at=self.received_at,
         )
         if inbound.event != "ping":
             await session.touch()

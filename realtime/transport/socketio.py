@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -25,7 +26,7 @@ from django.conf import settings
 from realtime.auth.sources import origin_allowed, selected_subprotocol
 from realtime.connection.session import Session
 from realtime.core import logs
-from realtime.core.constants import CloseCode, CloseReason
+from realtime.core.constants import RX_KEY, CloseCode, CloseReason
 from realtime.protocol.engineio import EIO_PING, EIO_PONG, EIO_UPGRADE, PROBE, open_packet
 from realtime.protocol.socketio import SOCKETIO
 from realtime.runtime.runtime import Runtime
@@ -160,6 +161,7 @@ class SocketIOConsumer(AsyncConsumer):  # type: ignore[misc]
         if frame_size(message) > settings.AETURNIS_SIO_MAX_PAYLOAD_BYTES:
             session.close(CloseCode.MESSAGE_TOO_BIG, CloseReason.MESSAGE_TOO_BIG, farewell=False)
             return
+        connection.received_at = message.get(RX_KEY) or time.time()
         text = message.get("text")
         if text is not None:
             await connection.receive_text(text)

@@ -7,6 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from channels.db import database_sync_to_async
 from rest_framework_simplejwt.tokens import AccessToken
 
 from realtime.auth.tokens import TokenInfo, revoke_access_token
@@ -128,7 +129,9 @@ async def test_expired_token_is_refused_with_token_expired(make_user: Any) -> No
 async def test_revoked_token_is_refused_with_token_revoked(make_user: Any) -> None:
     user = await make_user_async(make_user)
     token = AccessToken.for_user(user)
-    revoke_access_token(TokenInfo(user.pk, str(token["jti"]), float(token["exp"])))
+    await database_sync_to_async(revoke_access_token)(
+        TokenInfo(user.pk, str(token["jti"]), float(token["exp"]))
+    )
     comm = await connect(f"/ws/game/?token={token}")
     await expect_refusal(comm, "TOKEN_REVOKED", "Token has been revoked", 4001)
 

@@ -56,7 +56,6 @@ pytestmark = [
     pytest.mark.django_db(transaction=True),
 ]
 
-LANDS_WITH_13 = pytest.mark.xfail(reason="server side lands with #13", strict=False)
 
 OUTAGE_S = 10.0  # issue #13: "PostgreSQL stopped (cut) for 10 s"
 # See test_redis_faults.py: a WARNING per component per outage, not per event. The outage
@@ -88,7 +87,6 @@ async def zone_history(client: GameClient) -> list[str]:
     return [m["message"] for m in answer.data["messages"]]
 
 
-@LANDS_WITH_13
 @pytest.mark.parametrize("fault", ["cut", "stall"])
 async def test_a_database_outage_fails_fast_applies_nothing_later_and_spares_other_events(
     rig: Rig, fault: str

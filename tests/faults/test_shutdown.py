@@ -186,10 +186,6 @@ async def shut_down_many(rig: Rig, kind: str, n: int) -> None:
         await asyncio.gather(*(c.close() for c in [*clients, observer]))
 
 
-LANDS_WITH_13 = pytest.mark.xfail(reason="server side lands with #13", strict=False)
-
-
-@LANDS_WITH_13
 @pytest.mark.parametrize("kind", ["daphne", "uvicorn"])
 async def test_2000_playing_connections_shut_down_within_the_budget_with_every_move_written(
     rig: Rig, kind: str
@@ -197,7 +193,6 @@ async def test_2000_playing_connections_shut_down_within_the_budget_with_every_m
     await shut_down_many(rig, kind, 2000)
 
 
-@LANDS_WITH_13
 @slow
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", ["daphne", "uvicorn"])

@@ -120,10 +120,15 @@ class ErrorBody(Out):
     event: str | None = omitted("The refused request's event (error events only).")
     # Extra fields of particular refusals.
     type: Literal["RATE_LIMIT_EXCEEDED"] | None = omitted("With `RATE_LIMITED`.")
-    retryAfter: int | None = omitted("`RATE_LIMITED`: whole seconds until a call passes.")
+    retryAfter: int | None = omitted(
+        "`RATE_LIMITED`, `SERVICE_UNAVAILABLE`: whole seconds before trying again."
+    )
     fields: dict[str, str] | None = omitted("`INVALID_PAYLOAD`: field name → reason.")
     position: Position | None = omitted("Movement refusals: the authoritative position.")
-    reason: str | None = omitted("`INVALID_ACTION`: why (`TARGET_REQUIRED`, ...).")
+    reason: str | None = omitted(
+        "`INVALID_ACTION`: why (`TARGET_REQUIRED`, ...); `INVALID_MOVEMENT`: `STALE`."
+    )
+    seq: int | None = omitted("Movement refusals: the refused move's `seq`, if it had one.")
     retryAfterMs: int | None = omitted("`ACTION_ON_COOLDOWN`: ms until the action is ready.")
     until: Ms | None = omitted("`MUTED`: end of the mute.")
     currentTurn: str | None = omitted("`NOT_YOUR_TURN`: whose turn it is.")

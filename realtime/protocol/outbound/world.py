@@ -14,6 +14,7 @@ from realtime.protocol.outbound.common import (
     Position,
     Positions,
     Status,
+    omitted,
 )
 
 
@@ -34,7 +35,8 @@ class CharacterOnline(Out):
 class CharacterMoved(Out):
     characterId: IdStr
     position: Position
-    timestamp: Ms
+    timestamp: Ms = Field(description="When the move reached the server (its arrival, §5.2).")
+    seq: int | None = omitted("The move's `seq`, when it had one (§5.2).")
 
 
 class ZoneChanged(Out):
