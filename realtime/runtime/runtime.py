@@ -10,6 +10,7 @@ per-process services (``provide``), background tasks (``add_task``), shutdown st
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -18,6 +19,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar, cast
 
+from realtime.core.errors import ServiceUnavailable
 from realtime.core.redis_client import close_async_redis, redis_enabled
 from realtime.fanout import broadcast as broadcast_module
 from realtime.fanout.broadcast import Broadcast, Bus
@@ -30,6 +32,7 @@ from realtime.state.positions import PositionWriter
 from realtime.state.presence.backend import make_presence_store
 from realtime.state.presence.service import Presence
 from realtime.state.ratelimit import RateLimiter
+from realtime.state.recovery import Recoveries, make_recovery_store
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +61,7 @@ class Runtime:
         self.limiter = RateLimiter()
         self.live: LiveStore = RedisLiveStore() if redis_enabled() else LocalLiveStore()
         self.positions = PositionWriter(self.live)
+        self.recoveries = Recoveries(make_recovery_store())
         self.presence = Presence(
             store=make_presence_store(), broadcast=self.broadcast, process=self.process
         )
@@ -103,6 +107,7 @@ class Runtime:
         broadcast_module.set_process_bus(self.bus)
         self._spawn(self.presence.run())
         self._spawn(self.positions.run())
+        self._spawn(self.recoveries.run())
         self._spawn(report_loop(self.process, self.counts))
         for factory in self._task_factories:
             self._spawn(factory(self))
@@ -121,9 +126,12 @@ class Runtime:
             await close_async_redis()
 
     async def before_exit(self) -> None:
-        """Graceful shutdown: every live position written, then presence entries removed."""
+        """Graceful shutdown: every live position written, presence entries removed, and the
+        Socket.IO recovery records of this process's connections expire a window from now."""
         await self.positions.flush_all()
         await self.presence.leave_all()
+        with contextlib.suppress(ServiceUnavailable):
+            await self.recoveries.end_all()
 
     @property
     def shutdown_steps(self) -> tuple[ShutdownStep, ...]:
