@@ -873,7 +873,12 @@ async def test_python_socketio_with_default_transports_reconnects_after_a_restar
     def on_message(data: Any, meta: Any = None, offset: Any = None) -> None:
         heard.put_nowait((data, meta, offset))
 
-    client = socketio.AsyncClient(reconnection_delay=0.2, reconnection_delay_max=1)
+    # Attempts every 2 s: the first comes after the stopping process has exited. An attempt
+    # that reaches a process while it shuts down may end python-socketio's reconnection task
+    # for good (aiohttp's RuntimeError "Connection closed." is not one it retries on).
+    client = socketio.AsyncClient(
+        reconnection_delay=2, reconnection_delay_max=2, randomization_factor=0
+    )
     client.on("sync:initial", lambda data: initials.put_nowait(data))
     client.on("chat:message", on_message)
     async with native_playing(other, native_player, native_token) as ws:
