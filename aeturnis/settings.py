@@ -368,6 +368,12 @@ AETURNIS_SIO_PING_TIMEOUT_MS = env_int("AETURNIS_SIO_PING_TIMEOUT_MS", 60000)
 # Engine.IO's maxPayload: the largest Socket.IO WebSocket message (larger: close 1009) and the
 # largest long-polling POST body; advertised in the open packet.
 AETURNIS_SIO_MAX_PAYLOAD_BYTES = env_int("AETURNIS_SIO_MAX_PAYLOAD_BYTES", AETURNIS_MAX_FRAME_BYTES)
+# Socket.IO connection state recovery (PROTOCOL.md §1.2): how long after a connection ended a
+# client may reconnect with its pid and get its rooms and missed events back; 0 turns recovery
+# (and the pid of the CONNECT answer) off.
+AETURNIS_SIO_RECOVERY_S = env_float("AETURNIS_SIO_RECOVERY_S", 120)
+if not 0 <= AETURNIS_SIO_RECOVERY_S <= 3600:  # also refuses NaN
+    raise ImproperlyConfigured("AETURNIS_SIO_RECOVERY_S must be between 0 and 3600 seconds")
 # This process's id, the prefix of the Engine.IO sids it issues (`<node id>.<secret>`): nginx
 # routes Socket.IO long-polling to the process that holds the session by it. Unset: a random
 # id per process (fine for one process, or behind a balancer sticky by other means).

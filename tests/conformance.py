@@ -118,6 +118,7 @@ class Conversation:
             return
         frame = socketio_frame(text)
         if frame is not None:
+            _check_recovery_offset(text)
             self.received(frame)
 
     def received(self, frame: Any) -> None:
@@ -167,6 +168,17 @@ def _is_notification(event: str, frame: dict[str, Any]) -> bool:
     if domain == TEST_DOMAIN:
         return True
     return domain not in OWN_DOMAINS and str(frame.get("room", "")).startswith("user:")
+
+
+def _check_recovery_offset(text: str) -> None:
+    """A server event has at most three arguments; a third is the connection state recovery
+    offset of a room event: its seq, a string of digits (a sync:resume replay has none)."""
+    packet = decode_socketio(text[1:])
+    if packet.type != EVENT or len(packet.data) <= 3:
+        return
+    recovery = packet.data[3]
+    if len(packet.data) > 4 or not (isinstance(recovery, str) and recovery.isdigit()):
+        raise ConformanceError(f"unexpected arguments after a room event: {packet.data[3:]!r}")
 
 
 def socketio_frame(text: str) -> dict[str, Any] | None:

@@ -8,6 +8,7 @@ shared by both transports.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
@@ -39,6 +40,7 @@ from realtime.protocol.base import Codec, Inbound, encode_data
 from realtime.protocol.frames import Frame
 from realtime.runtime.runtime import Runtime
 from realtime.state.playing import Playing
+from realtime.state.recovery import RecoveryRecord
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +58,15 @@ HANDSHAKE_CLOSE: dict[str, int] = {
 RECONNECT_EXPECTED = frozenset(
     {CloseCode.SERVICE_RESTART, CloseCode.SLOW_CONSUMER, CloseCode.TRY_AGAIN_LATER}
 )
+# Ends after which a Socket.IO client is not to recover its connection: the server ended it on
+# purpose (token, kick, ban, limits), or the client left (Socket.IO DISCONNECT). A transport that
+# went away, a restart, a slow consumer, a missed pong are recovered.
+NOT_RECOVERED = frozenset({CloseCode.UNAUTHENTICATED, CloseCode.FORBIDDEN, CloseCode.RATE_LIMITED})
+
+
+def recoverable_end(code: int | None, reason: str | None) -> bool:
+    """Whether a connection that ended with ``code``/``reason`` may be recovered."""
+    return code not in NOT_RECOVERED and reason != CloseReason.CLIENT_DISCONNECT
 
 
 class Session:
@@ -80,6 +91,7 @@ class Session:
         self.muted_until_ms = 0
         self.closed = False
         self.close_code: int | None = None
+        self.close_reason: str | None = None
         self.connected_at = time.time()
         self.last_activity = time.monotonic()
         self.away = False
@@ -87,12 +99,24 @@ class Session:
         # Requests waiting on the database, handled in order away from the others.
         self.lane = SlowLane()
         self._expiry: asyncio.TimerHandle | None = None
+        # Rooms whose live frames are held back (a replay is under way); ``_hold_all`` holds
+        # every room, so that what goes out stays in bus order (the Socket.IO recovery offset).
         self._hold: set[str] | None = None
+        self._hold_all = False
         self._held: list[tuple[str, int, str, Frame]] = []
+        # Socket.IO connection state recovery: the pid that recovers this connection, and the
+        # task writing its record after its rooms changed (realtime.state.recovery).
+        self.recovery_pid: str | None = None
+        self._record_dirty = False
+        self._record_ended = False
+        self._record_writer: asyncio.Task[None] | None = None
         # Per room, its position when this connection joined: a frame at or below it (in the
         # same epoch) was published before the join and was still in flight on the bus, so it
         # is not sent. A frame of another epoch is after the join by definition.
         self._floors: dict[str, StreamPosition] = {}
+        # Per room, the floor a Socket.IO recovery of this connection starts from: where it
+        # joined, where the connection it recovered had joined, or where a resume covered it.
+        self._since: dict[str, StreamPosition] = {}
         self._registered = False
 
     # --- identity -----------------------------------------------------------------------
@@ -194,7 +218,11 @@ class Session:
             return
         self.closed = True
         self.close_code = code
+        self.close_reason = reason
         self._cancel_expiry()
+        if not recoverable_end(code, reason):
+            # At once, not when the socket is gone: the client may be reconnecting already.
+            self._end_record_soon(recoverable=False)
         if farewell and code not in RECONNECT_EXPECTED:
             for frame in self.codec.farewell_frames():
                 self.send_text(frame)
@@ -213,6 +241,7 @@ class Session:
         metrics.SLOW_CONSUMER_CLOSES.inc()
         self.closed = True
         self.close_code = CloseCode.SLOW_CONSUMER
+        self.close_reason = CloseReason.SLOW_CONSUMER
         self._cancel_expiry()
         self.outbound.close(
             int(CloseCode.SLOW_CONSUMER), CloseReason.SLOW_CONSUMER, drop_queued=True
@@ -229,6 +258,7 @@ class Session:
         metrics.SEND_FAILURES.inc()
         self.closed = True
         self.close_code = CloseCode.INTERNAL_ERROR
+        self.close_reason = CloseReason.SEND_FAILED
         self._cancel_expiry()
         asyncio.get_running_loop().create_task(self._close_after_failure())
 
@@ -258,7 +288,7 @@ class Session:
                 del self._floors[room]
             elif offset <= floor.offset:
                 return
-        if self._hold is not None and room in self._hold:
+        if self._hold is not None and (self._hold_all or room in self._hold):
             self._held.append((room, offset, epoch, frame))
             return
         self.outbound.push(frame)
@@ -285,9 +315,10 @@ class Session:
         metrics.count_error(code)
         return HANDSHAKE_MESSAGES[code], HANDSHAKE_CLOSE[code]
 
-    async def open(self) -> dict[str, StreamPosition]:
-        """Register the authenticated session, join the account's rooms, start its token timer
-        and presence; returns the offsets of the joined rooms (for ``sync:initial``)."""
+    async def open(self, rooms: Iterable[str] = ()) -> dict[str, StreamPosition]:
+        """Register the authenticated session, join the account's rooms (and ``rooms``: those
+        a recovered connection was in), start its token timer and presence; returns the offsets
+        of the joined rooms (for ``sync:initial``)."""
         assert self.account is not None and self.token is not None
         self.runtime.hub.register(self)
         self._registered = True
@@ -295,7 +326,7 @@ class Session:
         logs.bind(user_id=self.user_id)
         metrics.CONNECTIONS.labels(self.codec_name).inc()
         offsets = await self.join_many(
-            [room_names.user_room(self.user_id), *room_names.GLOBAL_ROOMS]
+            [room_names.user_room(self.user_id), *room_names.GLOBAL_ROOMS, *rooms]
         )
         self.schedule_expiry(self.token)
         await self.runtime.presence.connected(self)
@@ -329,13 +360,21 @@ class Session:
             return
         self._registered = False
         metrics.CONNECTIONS.labels(self.codec_name).dec()
-        # At graceful shutdown every position and presence entry is written in batches
-        # (Runtime.before_exit): thousands of sockets closing must not each do it too.
-        if not self.runtime.shutting_down:
+        ending = self.recovery_pid is not None and not self._record_ended
+        record = self.recovery_record() if ending else None
+        self._record_ended = True
+        # At graceful shutdown every position, presence entry and recovery record is written
+        # in batches (Runtime.before_exit): thousands of sockets closing must not each do it.
+        shutting_down = self.runtime.shutting_down
+        if not shutting_down:
             await self._end_presence()
         rooms, self.rooms = self.rooms, set()
         await self.runtime.drop(self, rooms)
         self.runtime.connections_changed()
+        if record is not None and not shutting_down:
+            await self._end_record(
+                record, recoverable=recoverable_end(self.close_code, self.close_reason)
+            )
 
     async def _end_presence(self) -> None:
         try:
@@ -362,27 +401,113 @@ class Session:
         # Subscribed first, then read: every event after the read position is delivered.
         positions = await self.runtime.broadcast.positions(sorted(set(rooms)))
         for room in new:
-            self._floors[room] = positions[room]
+            self._floors[room] = self._since[room] = positions[room]
+        if new:
+            self._record_changed()
         return positions
 
     async def leave(self, room: str) -> None:
         if room in self.rooms:
             self.rooms.discard(room)
             self._floors.pop(room, None)
+            self._since.pop(room, None)
             await self.runtime.leave(room, self)
+            self._record_changed()
 
-    def hold_rooms(self, rooms: set[str]) -> None:
-        """Buffer live frames of ``rooms`` while their history is replayed."""
-        self._hold = rooms
+    def hold_rooms(self, rooms: set[str] | None = None) -> None:
+        """Buffer live frames of ``rooms`` (None: of every room, also rooms joined meanwhile)
+        while history is replayed."""
+        self._hold = set() if rooms is None else rooms
+        self._hold_all = rooms is None
         self._held = []
 
     def release_rooms(self, replayed_up_to: dict[str, StreamPosition]) -> None:
         """Send the buffered frames that the replay did not already cover, in order."""
-        held, self._hold, self._held = self._held, None, []
+        held, self._hold, self._hold_all, self._held = self._held, None, False, []
         for room, offset, epoch, frame in held:
+            if room not in self.rooms:
+                continue  # left meanwhile
             covered = replayed_up_to.get(room)
             if covered is None or covered.epoch != epoch or offset > covered.offset:
                 self.outbound.push(frame)
+
+    def covered(self, replayed_up_to: dict[str, StreamPosition]) -> None:
+        """A resume covered these rooms up to these positions: every event at or below them was
+        sent or is not to be (the floor a later recovery starts from)."""
+        for room, position in replayed_up_to.items():
+            since = self._since.get(room)
+            if room in self.rooms and (
+                since is None or since.epoch != position.epoch or since.offset < position.offset
+            ):
+                self._since[room] = position
+        self._record_changed()
+
+    def recovered_from(self, floors: dict[str, StreamPosition | None]) -> None:
+        """This connection recovers one that had these floors: a later recovery starts from
+        them too (the replay went out in seq order, and the client reports a seq)."""
+        for room, floor in floors.items():
+            if room in self.rooms and floor is not None:
+                self._since[room] = floor
+
+    # --- Socket.IO connection state recovery ----------------------------------------------
+
+    def recovery_record(self) -> RecoveryRecord:
+        """What this connection's pid recovers: its rooms with their floors, its character."""
+        return RecoveryRecord(
+            user_id=self.user_id,
+            socket_id=self.socket_id,
+            rooms={room: self._since.get(room) for room in sorted(self.rooms)},
+            character_id=None if self.playing is None else self.playing.character_id,
+        )
+
+    def keep_recoverable(self, pid: str) -> None:
+        """From now on ``pid`` recovers this connection: its record follows its rooms."""
+        self.recovery_pid = pid
+        self._record_changed()
+
+    def _record_changed(self) -> None:
+        if self.recovery_pid is None or not self._registered or self._record_ended:
+            return
+        self._record_dirty = True
+        if self._record_writer is None:
+            self._record_writer = self.runtime.loop.create_task(self._write_record())
+
+    async def _write_record(self) -> None:
+        """Write the record until it is current (changes while a write is under way are
+        written next, in one go); best effort."""
+        pid = self.recovery_pid
+        try:
+            while pid is not None and self._record_dirty and not self._record_ended:
+                self._record_dirty = False
+                try:
+                    await self.runtime.recoveries.save(pid, self.recovery_record())
+                except Exception as exc:  # Redis down (reported once), or a bug: not fatal
+                    logger.debug("recovery record of %s not written: %s", self.socket_id, exc)
+                    return
+        finally:
+            self._record_writer = None
+
+    def _end_record_soon(self, *, recoverable: bool) -> None:
+        if self.recovery_pid is None or self._record_ended or not self._registered:
+            return
+        self._record_ended = True
+        record = self.recovery_record()
+        self.runtime.loop.create_task(self._end_record(record, recoverable=recoverable))
+
+    async def _end_record(self, record: RecoveryRecord, *, recoverable: bool) -> None:
+        """The connection ended: its record recovers it for the window, or goes (after the
+        write under way, if any, so that nothing brings it back)."""
+        pid = self.recovery_pid
+        writer = self._record_writer
+        if pid is None:
+            return
+        if writer is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.shield(writer), 2.0)
+        try:
+            await self.runtime.recoveries.end(pid, record, recoverable=recoverable)
+        except Exception as exc:
+            logger.debug("recovery record of %s not ended: %s", self.socket_id, exc)
 
     # --- token lifetime -----------------------------------------------------------------
 

@@ -28,6 +28,9 @@ class CloseReason:
     SUSPICIOUS_MOVEMENT = "SUSPICIOUS_MOVEMENT"
     SERVICE_UNAVAILABLE = "SERVICE_UNAVAILABLE"
     SEND_FAILED = "SEND_FAILED"
+    # Socket.IO ends without a close code of their own (the reason is the session's only).
+    CLIENT_DISCONNECT = "CLIENT_DISCONNECT"
+    PING_TIMEOUT = "PING_TIMEOUT"
 
 
 # Room prefixes (wire names keep the colon: "zone:starting_village").

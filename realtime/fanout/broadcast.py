@@ -26,7 +26,7 @@ from realtime.fanout.bus import (
     process_control_sync,
     publish_sync,
 )
-from realtime.fanout.history import HistoryEntry, Replay, StreamPosition
+from realtime.fanout.history import HistoryEntry, Replay, RoomStream, StreamPosition
 from realtime.protocol.base import encode_data
 
 logger = logging.getLogger(__name__)
@@ -87,6 +87,11 @@ class Broadcast:
     async def history(self, room: str) -> tuple[StreamPosition, list[HistoryEntry]]:
         """``room``'s position and the events its history still holds, oldest first."""
         return await self._bus.history(room)
+
+    async def streams(self, room_names: list[str]) -> dict[str, RoomStream]:
+        """Each room's position, last seq and history, all read at one instant (Socket.IO
+        connection state recovery)."""
+        return await self._bus.streams(room_names)
 
 
 # The bus of this process's runtime, for sync senders without Redis (set by Runtime.start).

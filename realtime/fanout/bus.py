@@ -43,9 +43,11 @@ from realtime.core.redis_client import (
 from realtime.fanout.history import (
     HistoryEntry,
     Replay,
+    RoomStream,
     StreamPosition,
     new_epoch,
     replay_from,
+    seq_base,
 )
 from realtime.fanout.hub import Hub
 from realtime.fanout.rooms import is_sharded
@@ -90,7 +92,8 @@ class LocalBus:
         # One epoch per process: a restart loses every stream's history.
         self.epoch = new_epoch()
         self._offsets: dict[str, int] = {}
-        self._seq = 0
+        self._seq = seq_base()
+        self._last_seq: dict[str, int] = {}
         self._history: dict[str, deque[HistoryEntry]] = {}
 
     async def start(self) -> None:
@@ -111,6 +114,7 @@ class LocalBus:
         offset = self._offsets.get(room, 0) + 1
         self._offsets[room] = offset
         self._seq += 1
+        self._last_seq[room] = self._seq
         history = self._history.get(room)
         if history is None:
             history = self._history[room] = deque(maxlen=settings.AETURNIS_HISTORY_SIZE)
@@ -160,16 +164,34 @@ class LocalBus:
     async def history(self, room: str) -> tuple[StreamPosition, list[HistoryEntry]]:
         return self._position(room), list(self._history.get(room, ()))
 
+    async def streams(self, rooms: list[str]) -> dict[str, RoomStream]:
+        return {
+            room: RoomStream(
+                self._position(room),
+                self._last_seq.get(room, 0),
+                list(self._history.get(room, ())),
+            )
+            for room in rooms
+        }
+
     async def positions(self, rooms: list[str]) -> dict[str, StreamPosition]:
         return {room: self._position(room) for room in rooms}
 
 
+# The bus-wide seq starts at the microseconds of Redis's clock when its key is (re)created, so
+# it keeps growing across a Redis that lost its data (a Socket.IO recovery offset of before the
+# loss is never mistaken for one after it). The room's meta hash keeps its last seq ('s').
 _PUBLISH_LUA = """
 local offset = redis.call('HINCRBY', KEYS[1], 'o', 1)
 redis.call('HSETNX', KEYS[1], 'e', ARGV[11])
 local epoch = redis.call('HGET', KEYS[1], 'e')
 redis.call('EXPIRE', KEYS[1], tonumber(ARGV[7]))
 local seq = redis.call('INCR', KEYS[3])
+if seq == 1 then
+  local t = redis.call('TIME')
+  seq = redis.call('INCRBY', KEYS[3], t[1] .. string.format('%06d', tonumber(t[2])))
+end
+redis.call('HSET', KEYS[1], 's', seq)
 local ts = tonumber(ARGV[5])
 local sender = tonumber(ARGV[10])
 redis.call('RPUSH', KEYS[2],
@@ -200,6 +222,23 @@ redis.call('HSETNX', KEYS[1], 'e', ARGV[1])
 redis.call('EXPIRE', KEYS[1], tonumber(ARGV[2]))
 local v = redis.call('HMGET', KEYS[1], 'o', 'e')
 return {tonumber(v[1]) or 0, v[2], redis.call('LRANGE', KEYS[2], 0, -1)}
+"""
+
+# Several rooms' streams at one instant (KEYS: meta and history of each room in turn): their
+# positions, last seqs and histories, so that every event after the read has a higher seq than
+# every event it returned.
+_STREAMS_LUA = """
+local ttl = tonumber(ARGV[#ARGV])
+local out = {}
+for i = 1, #KEYS, 2 do
+  local room = (i + 1) / 2
+  redis.call('HSETNX', KEYS[i], 'e', ARGV[room])
+  redis.call('EXPIRE', KEYS[i], ttl)
+  local v = redis.call('HMGET', KEYS[i], 'o', 'e', 's')
+  out[room] = {tonumber(v[1]) or 0, v[2], tonumber(v[3]) or 0,
+    redis.call('LRANGE', KEYS[i + 1], 0, -1)}
+end
+return out
 """
 
 
@@ -269,6 +308,7 @@ class RedisBus:
         self._publish: Any = None
         self._positions: Any = None
         self._replay: Any = None
+        self._streams: Any = None
         self._subscriber: _Subscriber | None = None
 
     async def start(self) -> None:
@@ -276,6 +316,7 @@ class RedisBus:
         self._publish = client.register_script(_PUBLISH_LUA)
         self._positions = client.register_script(_POSITIONS_LUA)
         self._replay = client.register_script(_REPLAY_LUA)
+        self._streams = client.register_script(_STREAMS_LUA)
         self._subscriber = _Subscriber(self)
         await self._subscriber.start()
 
@@ -348,6 +389,22 @@ class RedisBus:
         )
         offset, epoch, raw_entries = await self._call("resume", call)
         return StreamPosition(int(offset), _text(epoch)), [_entry(raw) for raw in raw_entries]
+
+    async def streams(self, rooms: list[str]) -> dict[str, RoomStream]:
+        if not rooms:
+            return {}
+        REDIS.check()
+        keys = [name for room in rooms for name in (_meta_key(room), _history_key(room))]
+        args = [*(new_epoch() for _ in rooms), OFFSET_KEY_TTL_S]
+        rows = await self._call("resume", self._streams(keys=keys, args=args))
+        return {
+            room: RoomStream(
+                StreamPosition(int(offset), _text(epoch)),
+                int(last_seq),
+                [_entry(raw) for raw in raw_entries],
+            )
+            for room, (offset, epoch, last_seq, raw_entries) in zip(rooms, rows, strict=True)
+        }
 
     async def positions(self, rooms: list[str]) -> dict[str, StreamPosition]:
         if not rooms:

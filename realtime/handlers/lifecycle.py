@@ -2,8 +2,9 @@
 
 After the handshake the transport calls ``open_session``: the session joins the account's rooms
 (``Session.open``), chat loads the account's blocks and mute, a character in a live fight is
-selected and its fight rejoined (PROTOCOL.md §4), and ``sync:initial`` goes out. When the socket
-is gone the transport calls ``close_session``.
+selected and its fight rejoined (PROTOCOL.md §4), and ``sync:initial`` goes out. A Socket.IO
+connection may instead be recovered (``realtime.handlers.recovery``). When the socket is gone
+the transport calls ``close_session``.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import logging
 
 from realtime.connection.session import Session
+from realtime.fanout.history import StreamPosition
 from realtime.handlers import chat, combat
 
 logger = logging.getLogger(__name__)
@@ -20,6 +22,11 @@ async def open_session(session: Session) -> None:
     """Everything a freshly authenticated connection gets, ending with ``sync:initial``."""
     offsets = await session.open()
     await chat.load_state(session)
+    await finish_open(session, offsets)
+
+
+async def finish_open(session: Session, offsets: dict[str, StreamPosition]) -> None:
+    """A live fight rejoined, then ``sync:initial`` (``offsets``: of the rooms joined so far)."""
     state, joined = await combat.rejoin(session)
     session.send_initial({**offsets, **joined}, state)
 

@@ -47,9 +47,11 @@ async def auth_refresh(session: Session, payload: AuthRefreshPayload) -> Reply:
 async def sync_resume(session: Session, payload: SyncResumePayload) -> Reply:
     """Replay what each room missed since the client's last offset, then report per room.
 
-    Only rooms this connection is in are replayed; live events of those rooms are held back
-    meanwhile so nothing is sent twice or out of order. An offset of another epoch than the
-    room's is not recovered (its history was lost).
+    Only rooms this connection is in are replayed; live events (of every room, so that they
+    stay in bus order) are held back meanwhile so nothing is sent twice or out of order. An
+    offset of another epoch than the room's is not recovered (its history was lost). Replayed
+    frames carry no Socket.IO recovery offset (they are older than live ones already sent), and
+    a later Socket.IO recovery starts from what the resume covered.
     """
     wanted = {room: after for room, after in payload.rooms.items() if room in session.rooms}
     epochs = payload.epochs or {}
@@ -58,7 +60,7 @@ async def sync_resume(session: Session, payload: SyncResumePayload) -> Reply:
         for room in payload.rooms
         if room not in wanted
     }
-    session.hold_rooms(set(wanted))
+    session.hold_rooms()
     replayed_up_to: dict[str, StreamPosition] = {}
     try:
         for room, after in sorted(wanted.items()):
@@ -67,8 +69,8 @@ async def sync_resume(session: Session, payload: SyncResumePayload) -> Reply:
                 if _skipped(session, entry, payload.socketId):
                     continue
                 session.send_text(
-                    session.codec.room_event_frame(
-                        entry.event, entry.data_json, room, entry.offset, replay.epoch, entry.seq
+                    session.codec.resumed_event_frame(
+                        entry.event, entry.data_json, room, entry.offset, replay.epoch
                     )
                 )
             replayed_up_to[room] = StreamPosition(replay.offset, replay.epoch)
@@ -79,6 +81,7 @@ async def sync_resume(session: Session, payload: SyncResumePayload) -> Reply:
             }
     finally:
         session.release_rooms(replayed_up_to)
+    session.covered(replayed_up_to)
     return Reply("sync:resumed", {"rooms": result})
 
 

@@ -29,8 +29,13 @@ The same events, payloads, rooms, limits and errors over Socket.IO v4 (Engine.IO
 Socket.IO protocol 5; WebSocket transport, default namespace `/`). An event is
 `42["chat:message",{...}]`, with an ack id `42<id>["chat:message",{...}]`, answered by
 `43<id>[{ok, ...}]` carrying exactly what a native ack's `data` carries. Room events carry
-`{room, offset}` as a second argument. The token comes in the CONNECT packet's `auth` object
-(`io(url, {auth: {token}})`); a refusal is a CONNECT_ERROR `{message, data: {code}}`.
+`{room, offset, epoch}` as a second argument and, last, the connection state recovery offset (a
+string: the event's bus-wide sequence number). The token comes in the CONNECT packet's `auth`
+object (`io(url, {auth: {token}})`); a refusal is a CONNECT_ERROR `{message, data: {code}}`.
+The CONNECT answer `{sid, pid}` carries the recovery id: a client that reconnects within the
+recovery window with `{pid, offset}` in its `auth` (socket.io-client does so by itself) gets its
+rooms, its character and the room events it missed back, before a CONNECT answer with the same
+pid.
 """
 
 # One valid request per client event (the tests check each against its route's model).

@@ -127,6 +127,12 @@ class Codec(Protocol):
         all rooms (the Socket.IO recovery offset)."""
         ...
 
+    def resumed_event_frame(
+        self, event: str, data_json: str, room: str, offset: int, epoch: str
+    ) -> str:
+        """A room event replayed by ``sync:resume`` (out of seq order: no recovery offset)."""
+        ...
+
     def ack_frame(self, ack: int, data_json: str) -> str: ...
 
     def farewell_frames(self) -> list[str]:

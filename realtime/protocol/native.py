@@ -62,6 +62,11 @@ class NativeCodec:
             f'"room":{dumps_str(room)},"offset":{offset},"epoch":{dumps_str(epoch)}}}'
         )
 
+    def resumed_event_frame(
+        self, event: str, data_json: str, room: str, offset: int, epoch: str
+    ) -> str:
+        return self.room_event_frame(event, data_json, room, offset, epoch, 0)
+
     def ack_frame(self, ack: int, data_json: str) -> str:
         return f'{{"ack":{ack},"data":{data_json}}}'
 

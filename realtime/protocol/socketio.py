@@ -228,9 +228,11 @@ def encode_socketio(packet: SioPacket) -> str:
     return "".join(parts)
 
 
-def connect_packet(sid: str, namespace: str = "/") -> str:
-    """Namespace connection granted: ``40{"sid":"..."}`` (Engine.IO message prefix included)."""
-    return EIO_MESSAGE + encode_socketio(SioPacket(CONNECT, namespace, {"sid": sid}))
+def connect_packet(sid: str, namespace: str = "/", *, pid: str | None = None) -> str:
+    """Namespace connection granted: ``40{"sid":"...","pid":"..."}`` (Engine.IO message prefix
+    included). ``pid`` is the connection state recovery id (omitted when recovery is off)."""
+    data = {"sid": sid} if pid is None else {"sid": sid, "pid": pid}
+    return EIO_MESSAGE + encode_socketio(SioPacket(CONNECT, namespace, data))
 
 
 def connect_error_packet(message: str, code: str | None, namespace: str = "/") -> str:
@@ -280,6 +282,19 @@ class SocketIOCodec:
     def room_event_frame(
         self, event: str, data_json: str, room: str, offset: int, epoch: str, seq: int
     ) -> str:
+        """``42["ev",data,{room,offset,epoch},"<seq>"]``: the last argument, a string, is the
+        connection state recovery offset (socket.io-client keeps the last one it got)."""
+        return (
+            f"{EIO_MESSAGE}{EVENT}[{dumps_str(event)},{data_json},"
+            f'{{"room":{dumps_str(room)},"offset":{offset},"epoch":{dumps_str(epoch)}}},'
+            f'"{seq}"]'
+        )
+
+    def resumed_event_frame(
+        self, event: str, data_json: str, room: str, offset: int, epoch: str
+    ) -> str:
+        """A room event replayed by ``sync:resume``: no recovery offset, which socket.io-client
+        would take as the last event it saw although live ones with higher seqs came before."""
         return (
             f"{EIO_MESSAGE}{EVENT}[{dumps_str(event)},{data_json},"
             f'{{"room":{dumps_str(room)},"offset":{offset},"epoch":{dumps_str(epoch)}}}]'

@@ -32,6 +32,7 @@ from realtime.state.positions import PositionWriter
 from realtime.state.presence.backend import make_presence_store
 from realtime.state.presence.service import Presence
 from realtime.state.ratelimit import RateLimiter
+from realtime.state.recovery import Recoveries, make_recovery_store
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +61,7 @@ class Runtime:
         self.limiter = RateLimiter()
         self.live: LiveStore = RedisLiveStore() if redis_enabled() else LocalLiveStore()
         self.positions = PositionWriter(self.live)
+        self.recoveries = Recoveries(make_recovery_store())
         self.presence = Presence(
             store=make_presence_store(), broadcast=self.broadcast, process=self.process
         )
@@ -109,6 +111,7 @@ class Runtime:
         broadcast_module.set_process_bus(self.bus)
         self._spawn(self.presence.run())
         self._spawn(self.positions.run())
+        self._spawn(self.recoveries.run())
         self._spawn(report_loop(self.process, self.counts, self._connections_changed))
         for factory in self._task_factories:
             self._spawn(factory(self))
@@ -127,9 +130,12 @@ class Runtime:
             await close_async_redis()
 
     async def before_exit(self) -> None:
-        """Graceful shutdown: every live position written, then presence entries removed."""
+        """Graceful shutdown: every live position written, presence entries removed, and the
+        Socket.IO recovery records of this process's connections expire a window from now."""
         await self.positions.flush_all()
         await self.presence.leave_all()
+        with contextlib.suppress(ServiceUnavailable):
+            await self.recoveries.end_all()
 
     def connections_changed(self) -> None:
         """A connection opened or closed: report this process's counts soon (stats API)."""

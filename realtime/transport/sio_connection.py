@@ -24,7 +24,8 @@ from realtime.core import metrics
 from realtime.core.constants import CloseCode, CloseReason
 from realtime.core.errors import ErrorCode, ServiceUnavailable
 from realtime.handlers.dispatch import dispatch
-from realtime.handlers.lifecycle import close_session, open_session
+from realtime.handlers.lifecycle import close_session
+from realtime.handlers.recovery import open_socketio
 from realtime.protocol.base import FrameError, Inbound
 from realtime.protocol.engineio import (
     BINARY_PREFIX,
@@ -205,10 +206,10 @@ class SioConnection:
             session.send_text(connect_error_packet("Invalid namespace", None, packet.namespace))
             return
         if self.connected:
-            session.send_text(connect_packet(session.socket_id))
+            session.send_text(connect_packet(session.socket_id, pid=session.recovery_pid))
             return
-        # The CONNECT payload: `auth` of the client (connection state recovery will read its
-        # `pid` and `offset` here and restore the session before answering).
+        # The CONNECT payload: the client's `auth`, plus `pid` and `offset` when
+        # socket.io-client asks to recover a connection (realtime.handlers.recovery).
         auth = packet.data if isinstance(packet.data, dict) else {}
         token = auth.get("token") if isinstance(auth.get("token"), str) else None
         try:
@@ -223,11 +224,14 @@ class SioConnection:
         self.connected = True
         if self._handshake_timer is not None:
             self._handshake_timer.cancel()
-        session.send_text(connect_packet(session.socket_id))
         try:
-            await open_session(session)
+            await open_socketio(session, auth, self._answer)
         except ServiceUnavailable:
             session.close(CloseCode.TRY_AGAIN_LATER, CloseReason.SERVICE_UNAVAILABLE)
+
+    def _answer(self, pid: str | None) -> None:
+        """The CONNECT answer: the public socket id, and the recovery pid."""
+        self.session.send_text(connect_packet(self.session.socket_id, pid=pid))
 
     def _refuse(self, code: ErrorCode) -> None:
         session = self.session
@@ -245,7 +249,7 @@ class SioConnection:
         if packet.namespace != DEFAULT_NAMESPACE:
             return
         self.connected = False
-        self.session.close(CloseCode.NORMAL, "CLIENT_DISCONNECT", farewell=False)
+        self.session.close(CloseCode.NORMAL, CloseReason.CLIENT_DISCONNECT, farewell=False)
 
     async def _event(self, packet: SioPacket, binary: list[BinaryPath]) -> None:
         session = self.session
@@ -305,5 +309,5 @@ class SioConnection:
                 await asyncio.wait_for(self._pong.wait(), timeout)
             except TimeoutError:
                 logger.info("socket.io client %s missed its pong", session.socket_id)
-                session.close(CloseCode.NORMAL, "PING_TIMEOUT", farewell=False)
+                session.close(CloseCode.NORMAL, CloseReason.PING_TIMEOUT, farewell=False)
                 return

@@ -455,9 +455,11 @@ async def test_socketio_client_receives_a_room_broadcast_from_a_native_client(
     assert heard["characterId"] == native_player.cid, heard
     assert heard["channel"] == "zone", heard
     assert heard["id"] == sent["data"]["id"], (heard, sent)
-    # Room events carry {room, offset, epoch} as a second argument (PROTOCOL.md §8).
-    assert len(heard_meta) == 1, heard_meta
-    meta = heard_meta[0]
+    # Room events carry {room, offset, epoch} as a second argument (PROTOCOL.md §8), and the
+    # connection state recovery offset last: a string socket.io-client keeps (§1.2).
+    assert len(heard_meta) == 2, heard_meta
+    meta, recovery_offset = heard_meta
+    assert isinstance(recovery_offset, str) and recovery_offset.isdigit(), heard_meta
     assert set(meta) == {"room", "offset", "epoch"}, meta
     assert isinstance(meta["epoch"], str) and meta["epoch"], meta
     assert meta["room"] == f"zone:{VILLAGE}", meta
@@ -630,7 +632,12 @@ async def test_python_socketio_with_default_transports_upgrades_and_plays(
 
     client = socketio.AsyncClient(reconnection=False)
     client.on("sync:initial", lambda *args: initial.set_result(args))
-    client.on("chat:message", lambda *args: heard.put_nowait(list(args)))
+
+    # Room events come with {room, offset, epoch} and the recovery offset (README).
+    def on_message(data: Any, meta: Any = None, offset: Any = None) -> None:
+        heard.put_nowait([data, meta, offset])
+
+    client.on("chat:message", on_message)
     async with native_playing(server, native_player, native_token) as ws:
         await client.connect(server.http_url, auth={"token": sio_token}, wait_timeout=5)
         try:
@@ -641,7 +648,7 @@ async def test_python_socketio_with_default_transports_upgrades_and_plays(
                 "character:select", {"characterId": sio_player.cid}, timeout=GENEROUS_TIMEOUT_S
             )
             await send(ws, "chat:message", {"channel": "zone", "message": text})
-            message, meta = await asyncio.wait_for(heard.get(), GENEROUS_TIMEOUT_S)
+            message, meta, offset = await asyncio.wait_for(heard.get(), GENEROUS_TIMEOUT_S)
         finally:
             await client.disconnect()
 
@@ -650,6 +657,7 @@ async def test_python_socketio_with_default_transports_upgrades_and_plays(
     assert pong["ok"] is True and pong["probe"] == "py", pong
     assert selected["ok"] is True and selected["character"]["id"] == sio_player.cid, selected
     assert message["message"] == text and meta["room"] == f"zone:{VILLAGE}", (message, meta)
+    assert isinstance(offset, str) and offset.isdigit(), offset
 
 
 async def test_python_socketio_on_polling_only_takes_bursts_without_dropping(
@@ -708,3 +716,236 @@ async def test_a_polling_request_reaching_the_wrong_process_is_refused_at_once(
     assert "403" in str(refused.value) or "HTTP" in str(refused.value), refused.value
     # At home the session is alive.
     assert await engineio_http("POST", f"{home.http_url}{query}", b"3") == (200, "ok")
+
+
+# --- connection state recovery (PROTOCOL.md §1.2) ---------------------------------------------
+
+
+def _notify_user(user_id: int, event: str, data: Any) -> None:
+    """A room event to ``user:<id>`` from this process, through Redis (as operators send)."""
+    from realtime.fanout.broadcast import to_room_sync
+
+    to_room_sync(f"user:{user_id}", event, data)
+
+
+async def _say(ws: ClientConnection, text: str) -> None:
+    await send(ws, "chat:message", {"channel": "zone", "message": text})
+    await recv_event(ws, "chat:message_sent", GENEROUS_TIMEOUT_S)
+
+
+def _said(observation: Observation) -> str | None:
+    if observation["type"] == "event" and observation["event"] == "chat:message":
+        return str(observation["args"][0]["message"])
+    return None
+
+
+@pytest.mark.parametrize(
+    ("stop", "transport"),
+    [("restart", "default"), ("kill", "websocket")],
+    ids=["sigterm-default-transports", "sigkill-websocket"],
+)
+async def test_socketio_client_recovers_its_connection_on_another_process(
+    server_factory: Any, port_server_factory: Any, sioclient: str, stop: str, transport: str
+) -> None:
+    """The client plays on A; A stops (SIGTERM: 1012; SIGKILL: the socket just breaks) while a
+    player on C talks and an operator notifies; the client reconnects by itself to B, a new
+    process where A was, and gets ``socket.recovered === true``, the missed events in the order
+    they were published (before its ``connect``, as socket.io-client buffers them), each once,
+    its character selected again, then live events."""
+    first, other = server_factory("daphne", "uvicorn")
+    sio_player, native_player = await create_player(), await create_player()
+    sio_token, _ = await obtain_tokens(first, sio_player.username)
+    native_token, _ = await obtain_tokens(other, native_player.username)
+    tag = uuid.uuid4().hex[:8]
+    before, missed, after = f"before {tag}", [f"missed 1 {tag}", f"missed 2 {tag}"], f"after {tag}"
+
+    async with (
+        native_playing(other, native_player, native_token) as ws,
+        sio_client(sioclient, first, sio_token, transport, **FAST_RECONNECT) as client,
+    ):
+        _, connected = await client.observed("connect")
+        await client.event("sync:initial")
+        await client.settled_on(SETTLED[transport])
+        _, selected = await client.emit_with_ack(
+            "character:select", {"characterId": sio_player.cid}
+        )
+        assert selected["ok"] is True, selected
+        await _say(ws, before)
+        await client.event("chat:message", lambda args: args[0]["message"] == before)
+        mark = len(client.seen)
+
+        first.send_signal(signal.SIGTERM if stop == "restart" else signal.SIGKILL)
+        disconnect_at, disconnected = await client.observed("disconnect", start=mark)
+        assert await asyncio.to_thread(first.wait_exit, EXIT_TIMEOUT_S) is not None
+        await _say(ws, missed[0])
+        await asyncio.to_thread(_notify_user, sio_player.user_id, "quest:update", {"tag": tag})
+        await _say(ws, missed[1])
+
+        second = await port_server_factory("uvicorn", first.port)
+        reconnected_at, reconnected = await client.wait_for(
+            "no reconnection",
+            lambda o: o["type"] == "connect",
+            start=disconnect_at,
+            timeout=RECONNECT_TIMEOUT_S,
+        )
+        initial_at, (initial, *_) = await client.event("sync:initial", start=reconnected_at)
+        await _say(ws, after)
+        await client.event("chat:message", lambda args: args[0]["message"] == after, start=mark)
+        # It plays on without selecting again: the server restored its character.
+        _, back = await client.emit_with_ack("chat:message", {"channel": "zone", "message": tag})
+        heard_back = await recv_event(ws, "chat:message", GENEROUS_TIMEOUT_S)
+
+    assert second.port == first.port
+    assert connected["recovered"] is False and reconnected["recovered"] is True, client.describe()
+    assert disconnected["reason"] == "transport close", disconnected
+    # Between the drop and `connect`: exactly what was missed, in publishing order.
+    replayed = [o for o in client.seen[disconnect_at:reconnected_at] if o["type"] == "event"]
+    assert [o["event"] for o in replayed] == ["chat:message", "quest:update", "chat:message"], (
+        client.describe()
+    )
+    assert [_said(o) for o in replayed if _said(o)] == missed
+    assert replayed[1]["args"][0] == {"tag": tag}
+    offsets = [int(o["args"][-1]) for o in replayed]
+    assert offsets == sorted(offsets) and len(set(offsets)) == 3, offsets
+    # Each message once, over the whole life of the client.
+    said = [_said(o) for o in client.seen if _said(o)]
+    assert said == [before, *missed, after], client.describe()
+    assert initial_at == reconnected_at + 1, client.describe()
+    assert initial["socketId"] == reconnected["id"] != connected["id"]
+    assert initial["character"]["id"] == sio_player.cid, initial
+    assert back["ok"] is True, back
+    assert heard_back["data"]["message"] == tag, heard_back
+
+
+async def test_socketio_client_back_after_the_recovery_window_connects_anew(
+    server_factory: Any, port_server_factory: Any, sioclient: str
+) -> None:
+    window = {"AETURNIS_SIO_RECOVERY_S": "2"}
+    first, other = server_factory("daphne", "uvicorn", extra_env=window)
+    sio_player, native_player = await create_player(), await create_player()
+    sio_token, _ = await obtain_tokens(first, sio_player.username)
+    native_token, _ = await obtain_tokens(other, native_player.username)
+    missed = f"too long ago {uuid.uuid4().hex[:8]}"
+
+    async with (
+        native_playing(other, native_player, native_token) as ws,
+        sio_client(sioclient, first, sio_token, "default", **FAST_RECONNECT) as client,
+    ):
+        await client.event("sync:initial")
+        await client.emit_with_ack("character:select", {"characterId": sio_player.cid})
+        await _say(ws, f"seen {missed}")
+        await client.event("chat:message")
+        mark = len(client.seen)
+        first.send_signal(signal.SIGTERM)
+        disconnect_at, _ = await client.observed("disconnect", start=mark)
+        assert await asyncio.to_thread(first.wait_exit, EXIT_TIMEOUT_S) is not None
+        await _say(ws, missed)
+        await asyncio.sleep(3.0)  # past the window
+        await port_server_factory("daphne", first.port, extra_env=window)
+        reconnected_at, reconnected = await client.wait_for(
+            "no reconnection",
+            lambda o: o["type"] == "connect",
+            start=disconnect_at,
+            timeout=RECONNECT_TIMEOUT_S,
+        )
+        _, (initial, *_) = await client.event("sync:initial", start=reconnected_at)
+
+    assert reconnected["recovered"] is False, client.describe()
+    assert [_said(o) for o in client.seen[mark:] if _said(o)] == [], client.describe()
+    assert initial["character"] is None, initial  # a new connection: select again, resume
+
+
+async def test_python_socketio_with_default_transports_reconnects_after_a_restart(
+    server_factory: Any, port_server_factory: Any
+) -> None:
+    """python-socketio ignores the pid (no recovery): it reconnects as a new connection, on
+    polling then WebSocket, and its handlers take the room events' extra arguments."""
+    import socketio
+
+    first, other = server_factory("uvicorn", "daphne")
+    sio_player, native_player = await create_player(), await create_player()
+    sio_token, _ = await obtain_tokens(first, sio_player.username)
+    native_token, _ = await obtain_tokens(other, native_player.username)
+    initials: asyncio.Queue[Any] = asyncio.Queue()
+    heard: asyncio.Queue[tuple[Any, Any, Any]] = asyncio.Queue()
+    text = f"to python after a restart {uuid.uuid4().hex[:8]}"
+
+    def on_message(data: Any, meta: Any = None, offset: Any = None) -> None:
+        heard.put_nowait((data, meta, offset))
+
+    # Attempts every 2 s: the first comes after the stopping process has exited. An attempt
+    # that reaches a process while it shuts down may end python-socketio's reconnection task
+    # for good (aiohttp's RuntimeError "Connection closed." is not one it retries on).
+    client = socketio.AsyncClient(
+        reconnection_delay=2, reconnection_delay_max=2, randomization_factor=0
+    )
+    client.on("sync:initial", lambda data: initials.put_nowait(data))
+    client.on("chat:message", on_message)
+    async with native_playing(other, native_player, native_token) as ws:
+        await client.connect(first.http_url, auth={"token": sio_token}, wait_timeout=5)
+        try:
+            initial = await asyncio.wait_for(initials.get(), GENEROUS_TIMEOUT_S)
+            await client.call(
+                "character:select", {"characterId": sio_player.cid}, timeout=GENEROUS_TIMEOUT_S
+            )
+            first.send_signal(signal.SIGTERM)
+            assert await asyncio.to_thread(first.wait_exit, EXIT_TIMEOUT_S) is not None
+            await port_server_factory("uvicorn", first.port)
+            again = await asyncio.wait_for(initials.get(), RECONNECT_TIMEOUT_S)
+            selected = await client.call(
+                "character:select", {"characterId": sio_player.cid}, timeout=GENEROUS_TIMEOUT_S
+            )
+            await _say(ws, text)
+            message, meta, offset = await asyncio.wait_for(heard.get(), GENEROUS_TIMEOUT_S)
+            transport = client.transport()
+        finally:
+            await client.disconnect()
+
+    assert again["socketId"] != initial["socketId"] and again["character"] is None, again
+    assert selected["ok"] is True, selected
+    assert transport == "websocket"
+    assert message["message"] == text and meta["room"] == f"zone:{VILLAGE}", (message, meta)
+    assert isinstance(offset, str) and offset.isdigit(), offset
+
+
+async def test_python_socketio_handles_events_replayed_before_the_connect_answer_in_order(
+    server_pool: ServerPool,
+) -> None:
+    """The server replays missed events before its CONNECT answer (as the reference server
+    does; socket.io-client buffers them until ``connect``). python-socketio never asks for a
+    recovery by itself, but a client that passes ``{pid, offset}`` in its auth gets its
+    handlers called for them in order, before its ``connect`` handler."""
+    import socketio
+
+    server = server_pool.get("daphne")
+    user = await create_user()
+    token, _ = await obtain_tokens(server, user.username)
+    # A raw Socket.IO connection: its pid, one room event's recovery offset, then a drop.
+    async with ws_connect(server, path="/socket.io/?EIO=4&transport=websocket") as raw:
+        assert str(await raw.recv()).startswith("0{")
+        await raw.send("40" + json.dumps({"token": token}))
+        answer = str(await raw.recv())
+        pid = json.loads(answer[2:])["pid"]
+        await asyncio.to_thread(_notify_user, user.pk, "quest:update", {"step": 0})
+        while not (frame := str(await raw.recv())).startswith('42["quest:update"'):
+            pass
+        offset = json.loads(frame[2:])[-1]
+    for step in (1, 2):
+        await asyncio.to_thread(_notify_user, user.pk, "quest:update", {"step": step})
+
+    seen: list[Any] = []
+    client = socketio.AsyncClient(reconnection=False)
+    client.on("connect", lambda: seen.append("connect"))
+    client.on("sync:initial", lambda data: seen.append("sync:initial"))
+    client.on("quest:update", lambda data, meta=None, offset=None: seen.append(data["step"]))
+    await client.connect(
+        server.http_url, auth={"token": token, "pid": pid, "offset": offset}, wait_timeout=5
+    )
+    try:
+        deadline = time.monotonic() + GENEROUS_TIMEOUT_S
+        while "sync:initial" not in seen and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+    finally:
+        await client.disconnect()
+
+    assert seen == [1, 2, "connect", "sync:initial"], seen

@@ -542,14 +542,26 @@ def test_event_frame_splices_the_encoded_data_verbatim() -> None:
     assert SOCKETIO.event_frame("x", '{"b":1,  "a":2}') == '42["x",{"b":1,  "a":2}]'
 
 
-def test_room_event_frame_adds_room_offset_and_epoch_as_a_third_argument() -> None:
+def test_room_event_frame_adds_room_offset_and_epoch_then_the_recovery_offset() -> None:
     frame = SOCKETIO.room_event_frame("a:b", encode_data({"k": "é\n"}), "zone:x", 42, "E", 7)
-    assert frame == '42["a:b",{"k":"é\\n"},{"room":"zone:x","offset":42,"epoch":"E"}]'
+    assert frame == '42["a:b",{"k":"é\\n"},{"room":"zone:x","offset":42,"epoch":"E"},"7"]'
+    # The last argument is a string: socket.io-client keeps it as the last offset it saw.
     assert orjson.loads(frame[2:]) == [
         "a:b",
         {"k": "é\n"},
         {"room": "zone:x", "offset": 42, "epoch": "E"},
+        "7",
     ]
+
+
+def test_resumed_event_frame_has_no_recovery_offset() -> None:
+    frame = SOCKETIO.resumed_event_frame("a:b", encode_data({"k": 1}), "zone:x", 42, "E")
+    assert frame == '42["a:b",{"k":1},{"room":"zone:x","offset":42,"epoch":"E"}]'
+
+
+def test_connect_packet_carries_the_recovery_pid() -> None:
+    frame = connect_packet("sid1", pid="pid1")
+    assert orjson.loads(frame[2:]) == {"sid": "sid1", "pid": "pid1"}
 
 
 def test_ack_frame_carries_the_id_and_one_argument() -> None:
@@ -617,7 +629,7 @@ def test_outbound_frames_decode_back_to_what_was_sent(
         EVENT, data=[event, data]
     )
     assert decode_socketio(SOCKETIO.room_event_frame(event, encoded, room, offset, "E", 1)[1:]) == (
-        SioPacket(EVENT, data=[event, data, {"room": room, "offset": offset, "epoch": "E"}])
+        SioPacket(EVENT, data=[event, data, {"room": room, "offset": offset, "epoch": "E"}, "1"])
     )
     assert decode_socketio(SOCKETIO.ack_frame(ack, encoded)[1:]) == SioPacket(
         ACK, data=[data], id=ack

@@ -260,6 +260,9 @@ class Presence:
         await self._status(entry.user_id, entry)
 
     def _offline_event(self, entry: ConnEntry) -> tuple[str, str, Any, str] | None:
+        # Excluding the connection that left changes nothing for live delivery (it is gone, or
+        # out of that zone), but marks the event as its own: a Socket.IO client that recovers
+        # that connection is not told that its own character went offline.
         if entry.character_id is None or entry.zone is None:
             return None
         data = {
@@ -267,7 +270,7 @@ class Presence:
             "userId": str(entry.user_id),
             "timestamp": now_ms(),
         }
-        return rooms.zone_room(entry.zone), "character:offline", data, ""
+        return rooms.zone_room(entry.zone), "character:offline", data, entry.socket_id
 
     def _changed_event(self, entry: ConnEntry, status: str) -> tuple[str, str, Any, str]:
         assert entry.guild_id is not None
@@ -282,8 +285,8 @@ class Presence:
     async def _character_offline(self, entry: ConnEntry) -> None:
         event = self._offline_event(entry)
         if event is not None:
-            room, name, data, _ = event
-            await self.broadcast.to_room(room, name, data)
+            room, name, data, exclude = event
+            await self.broadcast.to_room(room, name, data, exclude=exclude)
 
     async def _status(self, user_id: int, entry: ConnEntry) -> None:
         """Recompute the user's status; announce it to the guild room when it changed."""

@@ -10,8 +10,11 @@
 // {"transports": ["websocket"]}), and prints one JSON object per line on stdout for everything
 // it observes:
 //
-//   {"type": "connect", "id", "transport"}           socket connected (again after a reconnect),
-//                                                    on the engine's transport at that moment
+//   {"type": "connect", "id", "transport", "recovered"}
+//                                                    socket connected (again after a reconnect),
+//                                                    on the engine's transport at that moment;
+//                                                    recovered: socket.recovered (connection
+//                                                    state recovery)
 //   {"type": "upgrade", "transport"}                 the engine switched transports
 //   {"type": "connect_error", "message", "data"}     refused by the server, or transport error
 //   {"type": "disconnect", "reason", "closeCode", "closeReason"}
@@ -50,7 +53,14 @@ function transportName() {
   return socket.io.engine?.transport?.name ?? null;
 }
 
-socket.on("connect", () => report({ type: "connect", id: socket.id, transport: transportName() }));
+socket.on("connect", () =>
+  report({
+    type: "connect",
+    id: socket.id,
+    transport: transportName(),
+    recovered: Boolean(socket.recovered),
+  }),
+);
 // A new engine on every (re)connection of the manager.
 socket.io.on("open", () =>
   socket.io.engine.on("upgrade", (transport) => report({ type: "upgrade", transport: transport.name })),
