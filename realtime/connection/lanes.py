@@ -7,6 +7,10 @@ connection's ``SlowLane`` and are handled there in order, while the others are h
 arrive. Requests that change what the connection is (``character:select``,
 ``character:change_zone``) are *barriers*: until one is done, every later request of the
 connection waits behind it, so a move never overtakes the select it depends on.
+
+The lane is bounded: when a connection has ``SLOW_LANE_LIMIT`` requests waiting, reading its
+next frame waits until one is done (the socket's own flow control then slows the client), as it
+did when every request was handled in turn. Nothing is refused for being sent quickly.
 """
 
 from __future__ import annotations
@@ -20,28 +24,37 @@ logger = logging.getLogger(__name__)
 
 Job = Callable[[], Awaitable[None]]
 
-# Requests one connection may have waiting on the database: more are refused at once.
+# Requests one connection may have waiting on the database: past it, its reader waits.
 SLOW_LANE_LIMIT = 32
 
 
 class SlowLane:
     """One connection's queue of requests that wait on the database, handled in order."""
 
-    __slots__ = ("_barriers", "_jobs", "_task")
+    __slots__ = ("_barriers", "_closed", "_jobs", "_room", "_task")
 
     def __init__(self) -> None:
         self._jobs: deque[tuple[Job, bool]] = deque()
         self._task: asyncio.Task[None] | None = None
         self._barriers = 0
+        # Set while the lane has room; created the first time it fills.
+        self._room: asyncio.Event | None = None
+        self._closed = False
 
     @property
     def blocking(self) -> bool:
         """Whether a barrier is waiting or running: every request must queue behind it."""
         return self._barriers > 0
 
-    def submit(self, job: Job, *, barrier: bool = False) -> bool:
-        """Queue ``job``; False (not queued) when the lane is full."""
-        if len(self._jobs) >= SLOW_LANE_LIMIT:
+    async def submit(self, job: Job, *, barrier: bool = False) -> bool:
+        """Queue ``job``, once the lane has room; False (not queued) when the lane was closed
+        meanwhile (the connection is gone)."""
+        while len(self._jobs) >= SLOW_LANE_LIMIT and not self._closed:
+            if self._room is None:
+                self._room = asyncio.Event()
+            self._room.clear()
+            await self._room.wait()
+        if self._closed:
             return False
         self._jobs.append((job, barrier))
         if barrier:
@@ -54,6 +67,8 @@ class SlowLane:
         try:
             while self._jobs:
                 job, barrier = self._jobs.popleft()
+                if self._room is not None:
+                    self._room.set()
                 try:
                     await job()
                 except Exception:  # the dispatcher answers every request; this is a bug
@@ -66,8 +81,11 @@ class SlowLane:
 
     def close(self) -> None:
         """The connection is gone: what waits is dropped, what runs is cancelled."""
+        self._closed = True
         self._jobs.clear()
         self._barriers = 0
+        if self._room is not None:
+            self._room.set()
         if self._task is not None:
             self._task.cancel()
             self._task = None

@@ -1,13 +1,18 @@
 """The one way async realtime code calls a (sync) domain service or selector, within a deadline.
 
 ``db(fn, ...)`` runs ``fn`` on the ORM thread and returns its result, or raises
-``ServiceUnavailable`` — at once while the database is known to be down, and after at most
-``AETURNIS_DB_TIMEOUT_S`` when it stops answering (PROTOCOL.md §8a: fail fast, never apply
-later). A call that overruns is not awaited further: the socket of the connection it is
-stuck on is shut down, so the ORM thread is freed and the server drops the transaction (its
-COMMIT never arrives), and the database is marked down until a probe in a thread of its own
-can connect again. Errors that are the request's own (an integrity error, a bug) are not
-outages and propagate as they are.
+``ServiceUnavailable`` — at once while the database is known to be down, and when a call
+runs for longer than ``AETURNIS_DB_TIMEOUT_S`` (PROTOCOL.md §8a: fail fast, never apply later).
+A call that overruns is not awaited further: the socket of the connection it is stuck on is
+shut down, so the ORM thread is freed and the server drops the transaction (its COMMIT never
+arrives), and the database is marked down until a probe in a thread of its own can connect
+again. Errors that are the request's own (an integrity error, a bug) are not outages and
+propagate as they are.
+
+The deadline counts from the moment a call starts on the ORM thread, not from when it was
+queued: a burst of requests waiting their turn behind a database that answers is load, not an
+outage. Calls still queued when the database is marked down are answered at once and never
+run (the outage future below wakes them).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import socket
 import sqlite3
 import threading
 import time
+from asyncio import FIRST_COMPLETED
 from collections.abc import Callable
 from typing import Any, ParamSpec, TypeVar, cast
 
@@ -29,7 +35,7 @@ from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.utils import InterfaceError, OperationalError
 
 from realtime.core.errors import ServiceUnavailable
-from realtime.core.health import DATABASE
+from realtime.core.health import DATABASE, RETRY_AFTER_S
 
 logger = logging.getLogger(__name__)
 
@@ -60,13 +66,32 @@ def is_outage(exc: BaseException) -> bool:
     return sqlstate is None or str(sqlstate).startswith(("08", "57P"))
 
 
-class _Call:
-    """One call on the ORM thread: which connection it uses, so it can be cut short."""
+class _GivenUp(Exception):
+    """Raised on the ORM thread for a call its caller stopped waiting for before it started."""
 
-    __slots__ = ("wrapper",)
+
+# Guards a call's start against its caller giving up on it (the ORM thread vs the loop).
+_start_lock = threading.Lock()
+
+
+class _Call:
+    """One call on the ORM thread: when it started, and which connection it uses, so it can
+    be cut short."""
+
+    __slots__ = ("given_up", "started", "wrapper")
 
     def __init__(self) -> None:
         self.wrapper: Any = None
+        self.started: float | None = None
+        self.given_up = False
+
+    def give_up_if_queued(self) -> bool:
+        """Whether the call had not started; it never will."""
+        with _start_lock:
+            if self.started is None:
+                self.given_up = True
+                return True
+            return False
 
     def interrupt(self) -> None:
         """Shut the socket of the connection the call is stuck on: its read fails at once."""
@@ -83,6 +108,12 @@ class _Call:
 
 
 def _run(call: _Call, fn: Callable[..., T], args: Any, kwargs: Any) -> T:
+    with _start_lock:
+        if call.given_up:
+            raise _GivenUp
+        call.started = time.monotonic()
+    if not DATABASE.up:
+        raise _GivenUp
     call.wrapper = connections[DEFAULT_DB_ALIAS]
     try:
         return fn(*args, **kwargs)
@@ -96,32 +127,74 @@ def _forget(task: asyncio.Task[Any]) -> None:
     """A call that was given up: collect its result so that nothing reports it later."""
     if not task.cancelled():
         exc = task.exception()
-        if exc is not None and not isinstance(exc, _Unavailable):
+        if exc is not None and not isinstance(exc, _Unavailable | _GivenUp):
             logger.debug("a database call given up on failed later: %r", exc)
+
+
+# Per event loop, a future resolved when the database is marked down: it wakes every caller
+# whose call is still queued (and is replaced by a fresh one for the next outage).
+_outages: dict[asyncio.AbstractEventLoop, asyncio.Future[None]] = {}
+
+
+def _outage_future(loop: asyncio.AbstractEventLoop) -> asyncio.Future[None]:
+    future = _outages.get(loop)
+    if future is None or future.done():
+        future = _outages[loop] = loop.create_future()
+    return future
+
+
+def _announce_outage() -> None:
+    for loop, future in list(_outages.items()):
+        if loop.is_closed():
+            _outages.pop(loop, None)
+        elif not future.done():
+            loop.call_soon_threadsafe(_resolve, future)
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 async def db(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
     """Run ``fn`` on the ORM thread (closing stale connections around it) and return its
-    result; ``ServiceUnavailable`` when the database is down or does not answer in time."""
+    result; ``ServiceUnavailable`` when the database is down or a call does not answer in
+    time once started."""
     DATABASE.check()
     call = _Call()
     task = asyncio.ensure_future(database_sync_to_async(_run)(call, fn, args, kwargs))
+    timeout = float(settings.AETURNIS_DB_TIMEOUT_S)
+    outage = _outage_future(asyncio.get_running_loop())
     # Not asyncio.wait_for: cancelling asgiref's sync_to_async waits for the thread anyway.
-    done, _ = await asyncio.wait({task}, timeout=float(settings.AETURNIS_DB_TIMEOUT_S))
-    if not done:
-        task.add_done_callback(_forget)
-        call.interrupt()
-        raise database_failed("db", TimeoutError("no answer within the deadline"))
+    while True:
+        started = call.started
+        wait_s = timeout if started is None else started + timeout - time.monotonic()
+        if wait_s > 0:
+            await asyncio.wait((task, outage), timeout=wait_s, return_when=FIRST_COMPLETED)
+        if task.done():
+            break
+        if outage.done() and call.give_up_if_queued():
+            task.add_done_callback(_forget)
+            raise ServiceUnavailable(DATABASE.name, RETRY_AFTER_S)
+        if call.started is not None and (
+            outage.done() or time.monotonic() >= call.started + timeout
+        ):
+            task.add_done_callback(_forget)
+            call.interrupt()
+            raise database_failed("db", TimeoutError("no answer within the deadline"))
     try:
         return cast(T, task.result())
     except _Unavailable as exc:
         raise database_failed("db", exc.cause) from None
+    except _GivenUp:
+        raise ServiceUnavailable(DATABASE.name, RETRY_AFTER_S) from None
 
 
 def database_failed(component: str, exc: BaseException) -> ServiceUnavailable:
     """Report the database down (once per outage) and watch for it to come back; returns the
     exception for callers to raise."""
     refusal = DATABASE.failed(component, exc)
+    _announce_outage()
     _start_probe()
     return refusal
 

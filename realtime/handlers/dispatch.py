@@ -204,11 +204,10 @@ async def dispatch(session: Session, inbound: Inbound) -> None:
     if route.lane is Lane.FAST and not session.lane.blocking:
         await _handle(session, route, inbound, payload)
         return
-    if not session.lane.submit(
+    # Waits while the connection's lane is full: the next frame is read once there is room.
+    await session.lane.submit(
         lambda: _handle(session, route, inbound, payload), barrier=route.lane is Lane.BARRIER
-    ):
-        busy = ServiceUnavailable("connection", 1)
-        session.reply_error(inbound, error_event_for(inbound.event), _refusal(busy))
+    )
 
 
 def _refusal(rejection: Reject | DomainError | ServiceUnavailable) -> dict[str, Any]:

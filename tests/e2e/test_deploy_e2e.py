@@ -292,7 +292,7 @@ def test_admin_login_through_the_tls_proxy_passes_the_csrf_check(deployment: Dep
     assert posted.headers["Location"] == "/admin/"
     assert browser.cookie("sessionid").secure
     home = browser.get(f"{deployment.https}/admin/")
-    assert home.status == 200 and "Site administration" in home.text
+    assert home.status == 200 and "Game administration" in home.text
 
 
 def test_plain_http_is_redirected_to_https(deployment: Deployment) -> None:
