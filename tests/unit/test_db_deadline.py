@@ -18,6 +18,10 @@ from realtime.core.db import db
 from realtime.core.errors import ServiceUnavailable
 from realtime.core.health import DATABASE
 
+# The ORM thread closes stale connections around every call: it touches the database layer
+# even when the function it runs does not, so database access must be allowed.
+pytestmark = pytest.mark.django_db(transaction=True)
+
 
 @override_settings(AETURNIS_DB_TIMEOUT_S=0.3)
 async def test_calls_queued_behind_a_busy_but_healthy_database_are_served() -> None:
