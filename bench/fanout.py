@@ -262,7 +262,9 @@ def ours_env(cfg: Config) -> dict[str, str]:
         AETURNIS_RATE_LIMITS=json.dumps(RATE_LIMITS),
         AETURNIS_ACCESS_TOKEN_LIFETIME_S="7200",
         SECRET_KEY=SECRET_KEY,
-        DEBUG="1",
+        # Production settings: DEBUG=1 would wrap every query in the debug cursor and keep a log.
+        DEBUG="0",
+        ALLOWED_HOSTS="127.0.0.1,localhost",
         PYTHONUNBUFFERED="1",
         PYTHONPATH=str(cfg.app_dir),
     )

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from django.db.models import OuterRef, QuerySet, Subquery
+
 from characters.errors import CharacterAccessDenied, CharacterNotFound
 from characters.models import Character, GuildMembership, Zone
 from characters.rules import Bounds, Position
@@ -56,8 +58,19 @@ def zone_by_key(key: str) -> Zone | None:
     return Zone.objects.filter(key=key).first()
 
 
+def with_guild_id(characters: QuerySet[Character]) -> QuerySet[Character]:
+    """Characters annotated with their guild's id (``member_guild_id``), read in the same query
+    (a character belongs to at most one guild)."""
+    guild = GuildMembership.objects.filter(character_id=OuterRef("pk")).values("guild_id")[:1]
+    return characters.annotate(member_guild_id=Subquery(guild))
+
+
 def character_view(character: Character) -> CharacterView:
-    membership = GuildMembership.objects.filter(character_id=character.pk).first()
+    if hasattr(character, "member_guild_id"):  # read with the character (``with_guild_id``)
+        guild_id: int | None = character.member_guild_id
+    else:
+        membership = GuildMembership.objects.filter(character_id=character.pk).first()
+        guild_id = membership.guild_id if membership else None
     return CharacterView(
         id=character.pk,
         owner_id=character.owner_id,
@@ -74,7 +87,7 @@ def character_view(character: Character) -> CharacterView:
         agility=character.agility,
         intelligence=character.intelligence,
         status=character.status,
-        guild_id=membership.guild_id if membership else None,
+        guild_id=guild_id,
     )
 
 
@@ -84,7 +97,9 @@ def access_character_for_user(*, user_id: int, character_id: int) -> Character:
     Raises ``CharacterNotFound`` when there is no such character and ``CharacterAccessDenied``
     when it belongs to someone else.
     """
-    character = Character.objects.select_related("zone").filter(pk=character_id).first()
+    character = (
+        with_guild_id(Character.objects.select_related("zone")).filter(pk=character_id).first()
+    )
     if character is None:
         raise CharacterNotFound(f"Character {character_id} does not exist")
     if character.owner_id != user_id:

@@ -29,6 +29,14 @@ _sync_lock = threading.Lock()
 # Seconds to connect to Redis or to get an answer: past it, Redis counts as unavailable.
 SOCKET_TIMEOUT_S = 1.0
 
+# Connections of a process's command pool. A burst (a thousand sockets dropped at once, each
+# removing its presence entry) waits for a free connection instead of opening one per caller:
+# a new connection costs more CPU than the command it carries, and idle ones stay open for good.
+POOL_MAX_CONNECTIONS = 64
+# How long a command may wait for a pooled connection. Not an outage signal: every pooled
+# connection is itself bounded by SOCKET_TIMEOUT_S, so this only caps a pathological queue.
+POOL_WAIT_S = 10.0
+
 
 def async_options() -> dict[str, Any]:
     """Connection options of every asyncio client (the pool's and the bus's subscriber)."""
@@ -53,7 +61,13 @@ def async_redis() -> aioredis.Redis:
     loop = asyncio.get_running_loop()
     client = _async_clients.get(loop)
     if client is None:
-        client = aioredis.Redis.from_url(settings.REDIS_URL, **async_options())
+        pool = aioredis.BlockingConnectionPool.from_url(
+            settings.REDIS_URL,
+            max_connections=POOL_MAX_CONNECTIONS,
+            timeout=POOL_WAIT_S,
+            **async_options(),
+        )
+        client = aioredis.Redis.from_pool(pool)
         _async_clients[loop] = client
     return client
 

@@ -9,6 +9,8 @@ covers messages, whispers, emotes and typing alike, on every process.
 from __future__ import annotations
 
 import contextlib
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
@@ -295,11 +297,28 @@ async def blocklist(session: Session, payload: EmptyPayload) -> Reply:
 # --- connection life ------------------------------------------------------------------------
 
 
-async def load_state(session: Session) -> None:
-    """At connect: the account's block list and running mute (PROTOCOL.md §5.3)."""
-    session.blocked_user_ids = frozenset(await db(services.blocked_ids, session.user_id))
-    until = await db(services.mute_until, session.user_id)
+@dataclass(frozen=True, slots=True)
+class AccountChatState:
+    """What chat needs of an account at connect (PROTOCOL.md §5.3)."""
+
+    blocked_user_ids: frozenset[int]
+    muted_until: datetime | None
+
+
+def account_chat_state(user_id: int) -> AccountChatState:
+    """On the ORM thread: the account's block list and running mute."""
+    return AccountChatState(frozenset(services.blocked_ids(user_id)), services.mute_until(user_id))
+
+
+def apply_state(session: Session, state: AccountChatState) -> None:
+    session.blocked_user_ids = state.blocked_user_ids
+    until = state.muted_until
     session.muted_until_ms = int(until.timestamp() * 1000) if until else 0
+
+
+async def load_state(session: Session) -> None:
+    """At connect: the account's block list and running mute, in one database call."""
+    apply_state(session, await db(account_chat_state, session.user_id))
 
 
 async def end_typing(session: Session) -> None:

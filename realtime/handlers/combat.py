@@ -251,13 +251,21 @@ async def _act(
 # --- reconnects and deadlines ---------------------------------------------------------------
 
 
-async def rejoin(session: Session) -> tuple[dict[str, Any], dict[str, StreamPosition]]:
+# ``rejoin``'s "not read yet": it reads the active fight itself.
+UNKNOWN: Any = object()
+
+
+async def rejoin(
+    session: Session, found: tuple[int, int] | None = UNKNOWN
+) -> tuple[dict[str, Any], dict[str, StreamPosition]]:
     """At connect: a user whose character is in a live fight gets it selected and rejoined.
 
-    Returns the ``character`` and ``combat`` of ``sync:initial`` and the positions of the
-    rooms joined for them.
+    ``found`` is ``services.active_fight_for_user`` when the caller already read it (in the
+    connect's one database call). Returns the ``character`` and ``combat`` of ``sync:initial``
+    and the positions of the rooms joined for them.
     """
-    found = await db(services.active_fight_for_user, session.user_id)
+    if found is UNKNOWN:
+        found = await db(services.active_fight_for_user, session.user_id)
     if found is None:
         return {}, {}
     character_id, session_id = found

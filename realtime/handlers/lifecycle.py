@@ -10,24 +10,47 @@ the transport calls ``close_session``.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
+from combat import services as combat_services
 from realtime.connection.session import Session
+from realtime.core.db import db
 from realtime.fanout.history import StreamPosition
 from realtime.handlers import chat, combat
 
 logger = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True, slots=True)
+class AccountState:
+    chat: chat.AccountChatState
+    active_fight: tuple[int, int] | None
+
+
+def account_state(user_id: int) -> AccountState:
+    """On the ORM thread, in one hop: what a new connection needs of its account besides the
+    handshake's check (each hop to the ORM thread costs more CPU than these small queries)."""
+    return AccountState(
+        chat.account_chat_state(user_id), combat_services.active_fight_for_user(user_id)
+    )
+
+
 async def open_session(session: Session) -> None:
     """Everything a freshly authenticated connection gets, ending with ``sync:initial``."""
     offsets = await session.open()
-    await chat.load_state(session)
-    await finish_open(session, offsets)
+    state = await db(account_state, session.user_id)
+    chat.apply_state(session, state.chat)
+    await finish_open(session, offsets, state.active_fight)
 
 
-async def finish_open(session: Session, offsets: dict[str, StreamPosition]) -> None:
-    """A live fight rejoined, then ``sync:initial`` (``offsets``: of the rooms joined so far)."""
-    state, joined = await combat.rejoin(session)
+async def finish_open(
+    session: Session,
+    offsets: dict[str, StreamPosition],
+    active_fight: tuple[int, int] | None = combat.UNKNOWN,
+) -> None:
+    """A live fight rejoined, then ``sync:initial`` (``offsets``: of the rooms joined so far;
+    ``active_fight``: as read already, if it was)."""
+    state, joined = await combat.rejoin(session, active_fight)
     session.send_initial({**offsets, **joined}, state)
 
 

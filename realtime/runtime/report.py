@@ -52,7 +52,7 @@ def process_counts(*, hub: Hub, process: str, started_at_ms: int) -> dict[str, A
 
 # After a connect or a disconnect, wait this long for others before reporting (a burst of
 # connects is one write), so the stats API is never more than about this much behind.
-CHANGE_DEBOUNCE_S = 0.1
+CHANGE_DEBOUNCE_S = 0.5
 
 
 async def report_loop(
