@@ -184,3 +184,13 @@ def rig(
     pg_proxy.restore()
     if not redis_server.running():
         redis_server.start()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """The figures the fault tests measured (docs/FAULTS.md, "What happens when…")."""
+    from tests.faults.support import FIGURES
+
+    if FIGURES:
+        terminalreporter.section("fault figures")
+        for test, name, value in FIGURES:
+            terminalreporter.write_line(f"{test}: {name}: {value}")

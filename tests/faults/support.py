@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import itertools
 import json
+import os
 import re
 import statistics
 import time
@@ -47,6 +48,17 @@ LATENCY_FLOOR_S = 0.05
 RECOVERY_S = 5.0
 # A request that needs a missing dependency is answered within this (PROTOCOL.md §8a).
 FAIL_FAST_S = 2.0
+
+
+# Figures the tests measured, printed after the run ("fault figures", tests/faults/conftest.py)
+# so that docs/FAULTS.md can quote what the suite really saw. Never asserted on here.
+FIGURES: list[tuple[str, str, str]] = []
+
+
+def figure(name: str, value: str) -> None:
+    """Record a measured figure of the running test for the summary."""
+    test = os.environ.get("PYTEST_CURRENT_TEST", "?").split(" ")[0].split("::")[-1]
+    FIGURES.append((test, name, value))
 
 
 def percentile(values: Iterable[float], pct: float) -> float:

@@ -38,6 +38,7 @@ from tests.faults.support import (
     back_to_normal,
     connect_outcome,
     describe_ms,
+    figure,
     latency_bound,
     log_marks,
     metric,
@@ -119,6 +120,7 @@ async def test_a_database_outage_fails_fast_applies_nothing_later_and_spares_oth
         started = time.monotonic()
         refused: list[str] = []
         outage_pings: dict[str, list[float]] = {a.label: [], b.label: []}
+        refusal_rtts: list[float] = []
 
         # A chat:message goes to the database; a ping and a move sent right behind it on the
         # same socket do not, and are answered at normal latency while it waits.
@@ -184,7 +186,9 @@ async def test_a_database_outage_fails_fast_applies_nothing_later_and_spares_oth
             for client in (a, b):
                 outage_pings[client.label].append((await client.ping(FAIL_FAST_S)).rtt)
                 text = f"{tag}-refused-{uuid.uuid4().hex[:8]}"
-                assert_refused_for_outage(await chat(client, text, FAIL_FAST_S), client.label)
+                refusal = await chat(client, text, FAIL_FAST_S)
+                assert_refused_for_outage(refusal, client.label)
+                refusal_rtts.append(refusal.rtt)
                 refused.append(text)
             await asyncio.sleep(0.2)
         assert len(refused) > MAX_WARNINGS_PER_OUTAGE, len(refused)
@@ -211,6 +215,17 @@ async def test_a_database_outage_fails_fast_applies_nothing_later_and_spares_oth
         chat_bound = latency_bound(percentile(base_chat, 50))
         took, sample = await back_to_normal(chat_rtts, chat_bound, RECOVERY_S)
         assert time.monotonic() - restored <= RECOVERY_S + FAIL_FAST_S, (took, sample)
+        pings = [rtt for rtts in outage_pings.values() for rtt in rtts]
+        figure(
+            f"PostgreSQL {fault}, {OUTAGE_S:.0f} s",
+            f"{len(refusal_rtts)} chat messages refused SERVICE_UNAVAILABLE, p50 "
+            f"{percentile(refusal_rtts, 50) * 1000:.1f} ms, slowest "
+            f"{max(refusal_rtts) * 1000:.0f} ms; pings meanwhile p50 "
+            f"{percentile(pings, 50) * 1000:.1f} ms, slowest {max(pings) * 1000:.0f} ms; chat "
+            f"p50 {percentile(base_chat, 50) * 1000:.1f} ms before, "
+            f"{percentile(sample, 50) * 1000:.1f} ms {took:.1f} s after the restore; "
+            "sockets closed: 0",
+        )
 
         # Not applied later: nowhere in the database, the history or anyone's socket.
         await asyncio.sleep(LATE_APPLY_WAIT_S)

@@ -43,6 +43,7 @@ from tests.faults.support import (
     back_to_normal,
     connect_outcome,
     describe_ms,
+    figure,
     latency_bound,
     log_marks,
     metric,
@@ -85,10 +86,15 @@ def assert_refused_for_outage(answer_data: dict[str, Any], what: str) -> None:
 
 
 async def during_outage_round(
-    clients: list[tuple[GameClient, Walker]], tag: str, acked: list[str], refused: list[str]
+    clients: list[tuple[GameClient, Walker]],
+    tag: str,
+    acked: list[str],
+    refused: list[str],
+    rtts: list[float] | None = None,
 ) -> int:
     """Every client pings, chats and moves once; each is answered within FAIL_FAST_S (served,
-    or refused for the outage). Returns how many requests were made."""
+    or refused for the outage). Returns how many requests were made; ``rtts`` gets the
+    answers' round trips."""
     made = 0
     for client, walker in clients:
         pong = await client.request("ping", {"n": made}, timeout=FAIL_FAST_S)
@@ -97,6 +103,8 @@ async def during_outage_round(
         said = await client.request(
             "chat:message", {"channel": "zone", "message": text}, timeout=FAIL_FAST_S
         )
+        if rtts is not None:
+            rtts += [pong.rtt, said.rtt]
         if said.ok:
             acked.append(text)
         else:
@@ -139,8 +147,11 @@ async def test_a_redis_outage_closes_no_socket_refuses_clearly_and_latency_recov
         acked: list[str] = []
         refused: list[str] = []
         requests = 0
+        answer_s: list[float] = []
         while requests <= MAX_WARNINGS_PER_OUTAGE or time.monotonic() - started < OUTAGE_S - 1.5:
-            requests += await during_outage_round([(a, walk_a), (b, walk_b)], tag, acked, refused)
+            requests += await during_outage_round(
+                [(a, walk_a), (b, walk_b)], tag, acked, refused, answer_s
+            )
             # Paced like a game client: refusals come back in a millisecond, and an unpaced
             # loop would meet the rate limits (which hold on each process meanwhile, §8a).
             await asyncio.sleep(0.05)
@@ -172,6 +183,11 @@ async def test_a_redis_outage_closes_no_socket_refuses_clearly_and_latency_recov
                 ], (server.name, outcome)
                 assert outcome.close == (1013, "SERVICE_UNAVAILABLE"), (server.name, outcome)
             assert outcome.took <= FAIL_FAST_S, (server.name, outcome)
+            figure(
+                f"Redis {fault}: a new connection to {server.name}",
+                f"{'accepted' if outcome.accepted else 'refused 1013 SERVICE_UNAVAILABLE'} "
+                f"in {outcome.took * 1000:.0f} ms",
+            )
             assert await readyz(server) == 503, server.name
             samples = await scrape_metrics(server)
             assert metric(samples, "aeturnis_dependency_up", dependency="redis") == 0, server.name
@@ -196,6 +212,15 @@ async def test_a_redis_outage_closes_no_socket_refuses_clearly_and_latency_recov
         move_bound = latency_bound(percentile(base_move, 50))
         _, sample = await back_to_normal(
             lambda: _moves_both_ways(walk_a, walk_b, a, b), move_bound, left()
+        )
+        figure(
+            f"Redis {fault}, {OUTAGE_S:.0f} s",
+            f"{len(answer_s)} pings and chat messages answered during it (chat served "
+            f"{len(acked)}, refused {len(refused)}), slowest answer "
+            f"{max(answer_s) * 1000:.0f} ms, p50 {percentile(answer_s, 50) * 1000:.1f} ms; "
+            f"cross-process moves p50 {percentile(base_move, 50) * 1000:.1f} ms before, "
+            f"{percentile(sample, 50) * 1000:.1f} ms "
+            f"{time.monotonic() - restored:.1f} s after the restore; sockets closed: 0",
         )
         assert time.monotonic() - restored <= RECOVERY_S + 1.0, (
             describe_ms(base_move),

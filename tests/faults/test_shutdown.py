@@ -32,7 +32,7 @@ from channels.db import database_sync_to_async
 
 from tests.e2e.conftest import ServerProcess, ws_connect
 from tests.faults.conftest import Rig, rate_limits_env, requires_fault_env, slow
-from tests.faults.support import FRAME_TIMEOUT_S, GameClient
+from tests.faults.support import FRAME_TIMEOUT_S, GameClient, figure
 
 pytestmark = [
     pytest.mark.faults,
@@ -177,6 +177,11 @@ async def shut_down_many(rig: Rig, kind: str, n: int) -> None:
         assert last_close <= SHUTDOWN_BUDGET_S, last_close
         assert exit_status is not None, f"still running {exited_after:.1f} s after SIGTERM"
 
+        figure(
+            f"SIGTERM with {n} playing connections ({kind})",
+            f"every client told system:shutdown + 1012 within {last_close:.1f} s, process "
+            f"gone after {exited_after:.1f} s",
+        )
         positions = await stored_positions(acked)
         unwritten = [cid for cid in acked if positions.get(cid) != (MOVE["x"], MOVE["y"])]
         assert not unwritten, f"{len(unwritten)} acknowledged moves not written"

@@ -35,6 +35,7 @@ from tests.faults.play import access_token, select
 from tests.faults.support import (
     assert_clean_logs,
     describe_ms,
+    figure,
     latency_bound,
     metric,
     open_client,
@@ -232,6 +233,13 @@ async def test_a_client_that_stops_reading_is_closed_4008_and_costs_no_one_else(
             assert closed_after is not None and closed_after <= CLOSE_WITHIN_S, closed_after
             growth = peak_rss - base_rss
             assert growth <= BUFFER_BYTES + RSS_SLACK_BYTES, f"RSS grew {growth / 2**20:.1f} MiB"
+            figure(
+                f"a client stops reading ({server.name})",
+                f"closed 4008 SLOW_CONSUMER {closed_after:.1f} s after it stopped, server RSS "
+                f"+{growth / 2**20:.1f} MiB; the other member's latency p50 "
+                f"{percentile(base_latency, 50) * 1000:.1f} ms before, "
+                f"{percentile(stuck_latency, 50) * 1000:.1f} ms meanwhile, nothing lost",
+            )
 
             # The other client: every event, in order, at its usual latency; still connected.
             _, all_seqs = load_latencies(other.received, 0, time.monotonic())
