@@ -31,6 +31,7 @@ from realtime.ops.moderation import (
     mute_user,
     notify_users,
     unban_user,
+    user_must_exist,
 )
 from realtime.ops.stats import gather_stats
 from realtime.runtime.lookup import current_runtime
@@ -247,4 +248,5 @@ async def _presence_of(user_id: int) -> dict[str, Any]:
 class PresenceView(RealtimeAPIView):
     @extend_schema(tags=["realtime"], responses=ENVELOPE)
     def get(self, request: Request, user_id: int) -> Response:
+        user_must_exist(user_id)  # an unknown user is 404, as everywhere in this API
         return envelope(async_to_sync(_presence_of)(user_id))

@@ -36,7 +36,8 @@ class ModerationError(Exception):
         self.details = details
 
 
-def _user_must_exist(user_id: int) -> None:
+def user_must_exist(user_id: int) -> None:
+    """Raises ``USER_NOT_FOUND`` (404 in the admin API) for an unknown user id."""
     if not get_user_model().objects.filter(pk=user_id).exists():
         raise ModerationError("USER_NOT_FOUND", f"User {user_id} does not exist")
 
@@ -98,7 +99,7 @@ def _reason_must_fit(reason: str) -> None:
 def kick_user(*, user_id: int, reason: str) -> None:
     """``session:kicked`` and close 4003 on every connection of the user, on every process."""
     _reason_must_fit(reason)
-    _user_must_exist(user_id)
+    user_must_exist(user_id)
     broadcast.control_sync_room(
         rooms.user_room(user_id), "kick", reason=reason or "Kicked by a moderator"
     )
@@ -106,7 +107,7 @@ def kick_user(*, user_id: int, reason: str) -> None:
 
 def mute_user(*, user_id: int, minutes: float, reason: str, by_id: int | None) -> int:
     """Mute for ``minutes``; returns the end in ms (live connections learn it at once)."""
-    _user_must_exist(user_id)
+    user_must_exist(user_id)
     mute = mute_set(user_id=user_id, minutes=minutes, reason=reason, by_id=by_id)
     return int(mute.until.timestamp() * 1000)
 
@@ -115,7 +116,7 @@ def mute_user(*, user_id: int, minutes: float, reason: str, by_id: int | None) -
 def ban_user(*, user_id: int, reason: str, minutes: float | None, by_id: int | None) -> Ban:
     """Refuse new connections (``USER_BANNED``) and end the live ones (4003)."""
     _reason_must_fit(reason)
-    _user_must_exist(user_id)
+    user_must_exist(user_id)
     until = timezone.now() + timedelta(minutes=minutes) if minutes else None
     ban = Ban.objects.create(user_id=user_id, reason=reason, until=until, created_by_id=by_id)
     message = reason or "Account is banned"
@@ -127,7 +128,7 @@ def ban_user(*, user_id: int, reason: str, minutes: float | None, by_id: int | N
 
 def unban_user(*, user_id: int, by_id: int | None) -> int:
     """Lift every active ban of the user; returns how many were lifted."""
-    _user_must_exist(user_id)
+    user_must_exist(user_id)
     return (
         Ban.objects.active()
         .filter(user_id=user_id)

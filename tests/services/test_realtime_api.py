@@ -130,6 +130,12 @@ def test_unknown_users_are_404(people: Any) -> None:
     assert response.json()["error"]["code"] == "USER_NOT_FOUND"
 
 
+def test_the_presence_of_an_unknown_user_is_404(people: Any) -> None:
+    response = as_user(people["staff"]).get("/api/realtime/presence/999999")
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "USER_NOT_FOUND"
+
+
 def test_mute_ban_and_unban_are_stored(people: Any) -> None:
     staff, player = as_user(people["staff"]), people["player"]
     muted = staff.post(
