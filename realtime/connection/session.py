@@ -72,6 +72,43 @@ def recoverable_end(code: int | None, reason: str | None) -> bool:
 class Session:
     """State and outbound side of one connection; implements the hub's ``Member``."""
 
+    # One per connection, thousands per process: no per-instance ``__dict__``.
+    __slots__ = (
+        "__weakref__",
+        "_asgi_send",
+        "_expiry",
+        "_floors",
+        "_held",
+        "_hold",
+        "_hold_all",
+        "_record_dirty",
+        "_record_ended",
+        "_record_writer",
+        "_registered",
+        "_since",
+        "account",
+        "away",
+        "blocked_user_ids",
+        "close_code",
+        "close_reason",
+        "closed",
+        "codec",
+        "codec_name",
+        "connected_at",
+        "ip",
+        "lane",
+        "last_activity",
+        "muted_until_ms",
+        "outbound",
+        "playing",
+        "recovery_pid",
+        "rooms",
+        "runtime",
+        "scope",
+        "socket_id",
+        "token",
+    )
+
     def __init__(self, *, scope: Scope, codec: Codec, send: Send, runtime: Runtime) -> None:
         self.socket_id = uuid.uuid4().hex
         self.scope = scope
