@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
+from typing import Any
 
-from django.db.models import OuterRef, QuerySet, Subquery
+from django.db import connection
+from django.db.models import Field
+from django.db.models.options import Options
 
 from characters.errors import CharacterAccessDenied, CharacterNotFound
 from characters.models import Character, GuildMembership, Zone
@@ -58,53 +62,101 @@ def zone_by_key(key: str) -> Zone | None:
     return Zone.objects.filter(key=key).first()
 
 
-def with_guild_id(characters: QuerySet[Character]) -> QuerySet[Character]:
-    """Characters annotated with their guild's id (``member_guild_id``), read in the same query
-    (a character belongs to at most one guild)."""
-    guild = GuildMembership.objects.filter(character_id=OuterRef("pk")).values("guild_id")[:1]
-    return characters.annotate(member_guild_id=Subquery(guild))
+# The character a connection selects, read with two statements of SQL written here rather than
+# built by the ORM: building and compiling the equivalent querysets (select_related, a guild
+# subquery, the neighbours' join) cost several times the CPU of running them, on the path every
+# connect of a playing client takes (bench/README.md). Table and column names come from the
+# models' metadata, so the statements follow the models; both are plain SQL for SQLite and
+# PostgreSQL alike.
+
+_CHARACTER_FIELDS = (
+    "id", "owner", "name", "character_class", "level", "pos_x", "pos_y", "pos_z", "direction",
+    "health", "max_health", "mana", "max_mana", "strength", "agility", "intelligence", "status",
+)  # fmt: skip
+_ZONE_FIELDS = (
+    "id", "key", "name", "min_x", "max_x", "min_y", "max_y", "spawn_x", "spawn_y", "spawn_z",
+)  # fmt: skip
 
 
-def character_view(character: Character) -> CharacterView:
-    if hasattr(character, "member_guild_id"):  # read with the character (``with_guild_id``)
-        guild_id: int | None = character.member_guild_id
-    else:
-        membership = GuildMembership.objects.filter(character_id=character.pk).first()
-        guild_id = membership.guild_id if membership else None
-    return CharacterView(
-        id=character.pk,
-        owner_id=character.owner_id,
-        name=character.name,
-        character_class=character.character_class,
-        level=character.level,
-        zone=zone_view(character.zone),
-        position=Position(character.pos_x, character.pos_y, character.pos_z, character.direction),
-        health=character.health,
-        max_health=character.max_health,
-        mana=character.mana,
-        max_mana=character.max_mana,
-        strength=character.strength,
-        agility=character.agility,
-        intelligence=character.intelligence,
-        status=character.status,
-        guild_id=guild_id,
+def _column(meta: Options[Any], name: str) -> str:
+    field = meta.get_field(name)
+    assert isinstance(field, Field) and field.column, name  # concrete fields only
+    return str(connection.ops.quote_name(field.column))
+
+
+@functools.cache
+def _select_statements(vendor: str) -> tuple[str, str]:
+    """(the character with its zone and guild id by character id, a zone's neighbours' keys)."""
+    qn = connection.ops.quote_name
+    c, z, m = Character._meta, Zone._meta, GuildMembership._meta
+    through = z.get_field("neighbours").remote_field.through._meta  # type: ignore[union-attr]
+    columns = [f"c.{_column(c, f)}" for f in _CHARACTER_FIELDS]
+    columns += [f"z.{_column(z, f)}" for f in _ZONE_FIELDS]
+    guild = (
+        f"(SELECT m.{_column(m, 'guild')} FROM {qn(m.db_table)} m"  # noqa: S608 (names from the models; values are parameters)
+        f" WHERE m.{_column(m, 'character')} = c.{qn(c.pk.column)})"
     )
+    character = (
+        f"SELECT {', '.join(columns)}, {guild} FROM {qn(c.db_table)} c"  # noqa: S608 (names from the models; values are parameters)
+        f" INNER JOIN {qn(z.db_table)} z ON z.{qn(z.pk.column)} = c.{_column(c, 'zone')}"
+        f" WHERE c.{qn(c.pk.column)} = %s"
+    )
+    neighbours = (
+        f"SELECT z.{_column(z, 'key')} FROM {qn(z.db_table)} z"  # noqa: S608 (names from the models; values are parameters)
+        f" INNER JOIN {qn(through.db_table)} n"
+        f" ON n.{_column(through, 'to_zone')} = z.{qn(z.pk.column)}"
+        f" WHERE n.{_column(through, 'from_zone')} = %s"
+    )
+    return character, neighbours
 
 
-def access_character_for_user(*, user_id: int, character_id: int) -> Character:
-    """The one place that decides whether ``user_id`` may play ``character_id``.
+def access_character_for_user(*, user_id: int, character_id: int) -> CharacterView:
+    """The one place that decides whether ``user_id`` may play ``character_id``: the character
+    as stored, with its zone and guild.
 
     Raises ``CharacterNotFound`` when there is no such character and ``CharacterAccessDenied``
     when it belongs to someone else.
     """
-    character = (
-        with_guild_id(Character.objects.select_related("zone")).filter(pk=character_id).first()
+    character_sql, neighbours_sql = _select_statements(connection.vendor)
+    with connection.cursor() as cursor:
+        cursor.execute(character_sql, [character_id])
+        row = cursor.fetchone()
+        if row is None:
+            raise CharacterNotFound(f"Character {character_id} does not exist")
+        (cid, owner_id, name, character_class, level, x, y, z, direction, health, max_health,
+         mana, max_mana, strength, agility, intelligence, status,
+         zone_id, zone_key, zone_name, min_x, max_x, min_y, max_y, spawn_x, spawn_y, spawn_z,
+         guild_id) = row  # fmt: skip
+        if owner_id != user_id:
+            raise CharacterAccessDenied("That character is not yours")
+        cursor.execute(neighbours_sql, [zone_id])
+        neighbours = frozenset(key for (key,) in cursor.fetchall())
+    zone = ZoneView(
+        id=zone_id,
+        key=zone_key,
+        name=zone_name,
+        bounds=Bounds(min_x, max_x, min_y, max_y),
+        spawn=Position(spawn_x, spawn_y, spawn_z, 0.0),
+        neighbours=neighbours,
     )
-    if character is None:
-        raise CharacterNotFound(f"Character {character_id} does not exist")
-    if character.owner_id != user_id:
-        raise CharacterAccessDenied("That character is not yours")
-    return character
+    return CharacterView(
+        id=cid,
+        owner_id=owner_id,
+        name=name,
+        character_class=character_class,
+        level=level,
+        zone=zone,
+        position=Position(x, y, z, direction),
+        health=health,
+        max_health=max_health,
+        mana=mana,
+        max_mana=max_mana,
+        strength=strength,
+        agility=agility,
+        intelligence=intelligence,
+        status=status,
+        guild_id=guild_id,
+    )
 
 
 def character_ids_for_user(user_id: int) -> list[int]:

@@ -20,7 +20,6 @@ from characters.selectors import (
     CharacterView,
     ZoneView,
     access_character_for_user,
-    character_view,
     zone_by_key,
     zone_view,
 )
@@ -28,7 +27,7 @@ from characters.selectors import (
 
 def character_select(*, user_id: int, character_id: int) -> CharacterView:
     """The character ``user_id`` may play, as stored; raises ``CharacterError`` otherwise."""
-    return character_view(access_character_for_user(user_id=user_id, character_id=character_id))
+    return access_character_for_user(user_id=user_id, character_id=character_id)
 
 
 @dataclass(frozen=True, slots=True)
