@@ -38,14 +38,37 @@ POOL_MAX_CONNECTIONS = 64
 POOL_WAIT_S = 10.0
 
 
+class _Connection(aioredis.Connection):
+    """redis-py's TCP connection, failing as a connection when its transport was closed.
+
+    When Redis goes away between a pooled connection's health check and a write, uvloop's
+    transport raises ``RuntimeError`` ("unable to perform operation on <TCPTransport
+    closed=True>"), not an ``OSError``, and redis-py lets it through: callers would see a bug
+    where there is only an outage. It is reported as the ``ConnectionError`` it is.
+    """
+
+    async def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        try:
+            await super().send_packed_command(command, check_health)
+        except RuntimeError as exc:
+            if "closed" not in str(exc):
+                raise
+            raise redis.exceptions.ConnectionError(
+                f"Error writing to {self.host}:{self.port}: {exc}"
+            ) from exc
+
+
 def async_options() -> dict[str, Any]:
     """Connection options of every asyncio client (the pool's and the bus's subscriber)."""
-    return {
+    options: dict[str, Any] = {
         "socket_timeout": SOCKET_TIMEOUT_S,
         "socket_connect_timeout": SOCKET_TIMEOUT_S,
         "retry": AsyncRetry(NoBackoff(), 0),
         "health_check_interval": 30,
     }
+    if settings.REDIS_URL.startswith("redis://"):  # TLS and Unix sockets keep their classes
+        options["connection_class"] = _Connection
+    return options
 
 
 def redis_enabled() -> bool:
