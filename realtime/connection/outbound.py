@@ -38,6 +38,16 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 FLUSH_POLL_S = 0.02
 
 
+async def wait_flushed(pending: Callable[[], bool], limit_s: float) -> bool:
+    """Wait while ``pending()``, at most ``limit_s`` seconds; whether it ended (shutdown)."""
+    deadline = time.monotonic() + limit_s
+    while pending():
+        if time.monotonic() >= deadline:
+            return False
+        await asyncio.sleep(FLUSH_POLL_S)
+    return True
+
+
 class RawSocket(Protocol):
     """A WebSocket the server lets the application write frames to directly.
 
@@ -186,12 +196,7 @@ class SocketOutbound:
 
     async def flushed(self, limit_s: float) -> bool:
         """Wait until nothing is held back, at most ``limit_s`` seconds."""
-        deadline = time.monotonic() + limit_s
-        while not self.dead and self.backlog:
-            if time.monotonic() >= deadline:
-                return False
-            await asyncio.sleep(FLUSH_POLL_S)
-        return True
+        return await wait_flushed(lambda: not self.dead and bool(self.backlog), limit_s)
 
     def kill(self) -> None:
         """Stop delivering (the socket is gone); what was queued is dropped."""

@@ -15,16 +15,13 @@ to the new socket first.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections import deque
 from collections.abc import Callable
 
+from realtime.connection.outbound import wait_flushed
 from realtime.core import metrics
 from realtime.protocol.engineio import EIO_CLOSE
 from realtime.protocol.frames import Frame
-
-# How often ``flushed`` looks at the buffer while waiting for the client to take it (shutdown).
-FLUSH_POLL_S = 0.02
 
 _CLOSE = Frame(EIO_CLOSE)
 
@@ -145,12 +142,7 @@ class PollingOutbound:
 
     async def flushed(self, limit_s: float) -> bool:
         """Wait until the client took everything, at most ``limit_s`` seconds (shutdown)."""
-        deadline = time.monotonic() + limit_s
-        while not self.dead and self._frames:
-            if time.monotonic() >= deadline:
-                return False
-            await asyncio.sleep(FLUSH_POLL_S)
-        return True
+        return await wait_flushed(lambda: not self.dead and bool(self._frames), limit_s)
 
     def kill(self) -> None:
         """The session is over: drop what waits, wake a waiting GET (it answers the close)."""

@@ -23,7 +23,7 @@ from django.utils.module_loading import import_string
 from django.views import View
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import exceptions
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.request import Request
@@ -104,11 +104,8 @@ class TokenObtainView(View):
         return JsonResponse(tokens)
 
 
-class TokenObtainSchema(TokenObtainPairView):
-    """What the OpenAPI document says of ``TokenObtainView``: drf-spectacular reads DRF views
-    only, so the URL's view carries this class as ``cls``. Never dispatched to."""
-
-    @extend_schema(
+@extend_schema_view(
+    post=extend_schema(
         summary="Log in: an access and refresh token pair",
         description="Takes a set of user credentials and returns an access and refresh JSON "
         "web token pair. Failed logins are limited per client IP and per username, and each "
@@ -126,8 +123,10 @@ class TokenObtainSchema(TokenObtainPairView):
             ),
         },
     )
-    def post(self, request: Request, *args: Any, **kwargs: Any) -> Any:  # pragma: no cover
-        raise NotImplementedError
+)
+class TokenObtainSchema(TokenObtainPairView):
+    """What the OpenAPI document says of ``TokenObtainView``: drf-spectacular reads DRF views
+    only, so the URL's view carries this class as ``cls``. Never dispatched to."""
 
 
 def token_obtain_view() -> Any:
