@@ -140,7 +140,7 @@ class Session:
         # every room, so that what goes out stays in bus order (the Socket.IO recovery offset).
         self._hold: set[str] | None = None
         self._hold_all = False
-        self._held: list[tuple[str, int, str, Frame]] = []
+        self._held: list[tuple[str, int, str, Frame, int]] = []
         # Socket.IO connection state recovery: the pid that recovers this connection, and the
         # task writing its record after its rooms changed (realtime.state.recovery).
         self.recovery_pid: str | None = None
@@ -326,7 +326,7 @@ class Session:
             elif offset <= floor.offset:
                 return
         if self._hold is not None and (self._hold_all or room in self._hold):
-            self._held.append((room, offset, epoch, frame))
+            self._held.append((room, offset, epoch, frame, sender))
             return
         self.outbound.push(frame)
 
@@ -459,11 +459,13 @@ class Session:
         self._held = []
 
     def release_rooms(self, replayed_up_to: dict[str, StreamPosition]) -> None:
-        """Send the buffered frames that the replay did not already cover, in order."""
+        """Send the buffered frames that the replay did not already cover, in order (and
+        not those of users blocked meanwhile: the account's blocks may load after the join)."""
         held, self._hold, self._hold_all, self._held = self._held, None, False, []
-        for room, offset, epoch, frame in held:
-            if room not in self.rooms:
-                continue  # left meanwhile
+        blocked = self.blocked_user_ids
+        for room, offset, epoch, frame, sender in held:
+            if room not in self.rooms or (sender and sender in blocked):
+                continue  # left meanwhile, or blocked
             covered = replayed_up_to.get(room)
             if covered is None or covered.epoch != epoch or offset > covered.offset:
                 self.outbound.push(frame)

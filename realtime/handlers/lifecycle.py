@@ -10,6 +10,7 @@ the transport calls ``close_session``.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from combat import services as combat_services
@@ -35,12 +36,23 @@ def account_state(user_id: int) -> AccountState:
     )
 
 
-async def open_session(session: Session) -> None:
-    """Everything a freshly authenticated connection gets, ending with ``sync:initial``."""
-    offsets = await session.open()
-    state = await db(account_state, session.user_id)
-    chat.apply_state(session, state.chat)
-    await finish_open(session, offsets, state.active_fight)
+async def open_session(session: Session, joined: Callable[[], None] | None = None) -> None:
+    """Everything a freshly authenticated connection gets, ending with ``sync:initial``.
+
+    ``joined`` is called once the session is in its account's rooms (Socket.IO's CONNECT
+    answer: an event sent to ``user:<id>`` after the client saw it must reach it). Live room
+    frames wait until ``sync:initial`` went out: it is the first event (PROTOCOL.md §5.1).
+    """
+    session.hold_rooms()
+    try:
+        offsets = await session.open()
+        if joined is not None:
+            joined()
+        state = await db(account_state, session.user_id)
+        chat.apply_state(session, state.chat)
+        await finish_open(session, offsets, state.active_fight)
+    finally:
+        session.release_rooms({})
 
 
 async def finish_open(
@@ -51,7 +63,10 @@ async def finish_open(
     """A live fight rejoined, then ``sync:initial`` (``offsets``: of the rooms joined so far;
     ``active_fight``: as read already, if it was)."""
     state, joined = await combat.rejoin(session, active_fight)
-    session.send_initial({**offsets, **joined}, state)
+    positions = {**offsets, **joined}
+    session.send_initial(positions, state)
+    # Held frames of events up to the positions sync:initial gave are before the connection.
+    session.release_rooms(positions)
 
 
 async def close_session(session: Session) -> None:

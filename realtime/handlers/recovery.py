@@ -83,16 +83,14 @@ async def open_socketio(session: Session, auth: dict[str, Any], answer: Answer) 
     """An authenticated Socket.IO CONNECT: recover the connection its ``{pid, offset}`` names,
     else open a new one. ``answer(pid)`` sends the CONNECT answer. Whether it was recovered."""
     if not enabled():
-        answer(None)
-        await open_session(session)
+        await open_session(session, lambda: answer(None))
         return False
     request = recovery_request(auth)
     if request is not None and await _recover(session, request, answer):
         return session.recovery_pid == request.pid
     pid = new_pid()
-    answer(pid)
     session.recovery_pid = pid  # the record is written once the rooms are joined
-    await open_session(session)
+    await open_session(session, lambda: answer(pid))
     return False
 
 
@@ -226,9 +224,11 @@ async def _open_instead(
         await session.leave(room)
     pid = new_pid()
     answer(pid)
-    session.release_rooms({})
     session.keep_recoverable(pid)
-    await finish_open(session, {room: offsets[room] for room in own if room in offsets})
+    try:
+        await finish_open(session, {room: offsets[room] for room in own if room in offsets})
+    finally:
+        session.release_rooms({})  # finish_open released them, unless it failed
 
 
 def _skipped(session: Session, entry: HistoryEntry, old_socket: str) -> bool:
