@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Generic, TypeVar
 
 from django.contrib.auth import get_user_model
 from django.db import connection
-from django.db.models import Field
-from django.db.models.options import Options
 from django.utils import timezone
 
 from realtime.auth.tokens import AuthError, TokenInfo, decode_access_token
@@ -18,11 +17,14 @@ from realtime.core.db import db
 from realtime.core.errors import ErrorCode
 from realtime.core.health import REDIS
 from realtime.core.redis_client import redis_enabled
+from realtime.core.sql import column, pk, table
 from realtime.models import Ban, RevokedToken
 from realtime.state.ratelimit import BLOCK_SECONDS, RateLimiter
 from realtime.state.stores import blocked_ips
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,41 +35,41 @@ class Account:
 
 
 @dataclass(frozen=True, slots=True)
-class AccountCheck:
-    """What the handshake learns of a token's account in one query."""
+class AccountCheck(Generic[T]):
+    """What the handshake learns of a token's account in one query (and, for an account
+    that may connect, what ``load`` read of it in the same call)."""
 
     account: Account | None  # None: no such user
     allowed: bool  # active and not banned
     revoked: bool  # the token's jti was revoked (logout)
+    loaded: T | None = None
 
 
 @functools.cache
 def _account_statement(vendor: str) -> str:
     """The account, whether an active ban exists (as ``Ban.objects.active()``: not lifted, no
-    end or an end after now) and whether the token's jti was revoked, in one statement. Written
-    here rather than built by the ORM, as the handshake of every connection runs it: building
-    and compiling the queryset cost several times the CPU of running it (bench/README.md)."""
-    qn = connection.ops.quote_name
-
-    def _column(meta: Options[Any], name: str) -> str:
-        return str(qn(cast("Field[Any, Any]", meta.get_field(name)).column))
-
-    u, b, r = get_user_model()._meta, Ban._meta, RevokedToken._meta
-    pk = f"u.{qn(u.pk.column)}"
+    end or an end after now) and whether the token's jti was revoked, in one statement
+    (``realtime.core.sql``: the handshake of every connection runs it)."""
+    user = get_user_model()
     return (
-        f"SELECT u.{_column(u, 'username')}, u.{_column(u, 'is_staff')},"  # noqa: S608 (names from the models; values are parameters)
-        f" u.{_column(u, 'is_active')},"
-        f" EXISTS (SELECT 1 FROM {qn(b.db_table)} b WHERE b.{_column(b, 'user')} = {pk}"
-        f" AND b.{_column(b, 'lifted_at')} IS NULL"
-        f" AND (b.{_column(b, 'until')} IS NULL OR b.{_column(b, 'until')} > %s)),"
-        f" EXISTS (SELECT 1 FROM {qn(r.db_table)} r WHERE r.{_column(r, 'jti')} = %s"
-        f" AND r.{_column(r, 'expires_at')} > %s)"
-        f" FROM {qn(u.db_table)} u WHERE {pk} = %s"
+        f"SELECT {column(user, 'username', 'u')}, {column(user, 'is_staff', 'u')},"  # noqa: S608 (names from the models; values are parameters)
+        f" {column(user, 'is_active', 'u')},"
+        f" EXISTS (SELECT 1 FROM {table(Ban)} b WHERE {column(Ban, 'user', 'b')} = {pk(user, 'u')}"
+        f" AND {column(Ban, 'lifted_at', 'b')} IS NULL"
+        f" AND ({column(Ban, 'until', 'b')} IS NULL OR {column(Ban, 'until', 'b')} > %s)),"
+        f" EXISTS (SELECT 1 FROM {table(RevokedToken)} r"
+        f" WHERE {column(RevokedToken, 'jti', 'r')} = %s"
+        f" AND {column(RevokedToken, 'expires_at', 'r')} > %s)"
+        f" FROM {table(user)} u WHERE {pk(user, 'u')} = %s"
     )
 
 
-def check_account(user_id: int, jti: str) -> AccountCheck:
-    """One query: the account, whether it may connect, whether the token was revoked."""
+def check_account(
+    user_id: int, jti: str, load: Callable[[int], T] | None = None
+) -> AccountCheck[T]:
+    """One query: the account, whether it may connect, whether the token was revoked; then,
+    for an account that may connect, ``load(user_id)`` in the same call (the caller's next
+    reads: one trip to the ORM thread costs more CPU than a small query)."""
     now = connection.ops.adapt_datetimefield_value(timezone.now())
     with connection.cursor() as cursor:
         cursor.execute(_account_statement(connection.vendor), [now, jti, now, user_id])
@@ -76,7 +78,9 @@ def check_account(user_id: int, jti: str) -> AccountCheck:
         return AccountCheck(None, False, False)
     username, is_staff, is_active, banned, revoked = row
     account = Account(user_id, username, bool(is_staff))
-    return AccountCheck(account, bool(is_active) and not banned, bool(revoked))
+    allowed = bool(is_active) and not banned
+    loaded = load(user_id) if load is not None and allowed and not revoked else None
+    return AccountCheck(account, allowed, bool(revoked), loaded)
 
 
 async def check_connect_allowed(ip: str, limiter: RateLimiter) -> None:
@@ -101,16 +105,17 @@ async def _record_failure(ip: str, limiter: RateLimiter) -> None:
 
 
 async def authenticate(
-    ip: str, raw_token: str | None, limiter: RateLimiter
-) -> tuple[TokenInfo, Account]:
-    """Admit a token from ``ip`` or raise ``AuthError`` with the contract's code."""
+    ip: str, raw_token: str | None, limiter: RateLimiter, load: Callable[[int], T] | None = None
+) -> tuple[TokenInfo, Account, T | None]:
+    """Admit a token from ``ip`` or raise ``AuthError`` with the contract's code; with it,
+    what ``load`` read of the account (see ``check_account``)."""
     if await blocked_ips.aremaining(f"auth:{ip}") > 0:
         raise AuthError(ErrorCode.AUTH_RATE_LIMITED)
     if raw_token is None:
         raise AuthError(ErrorCode.AUTH_REQUIRED)
     try:
         info = decode_access_token(raw_token)
-        found = await db(check_account, info.user_id, info.jti)
+        found = await db(check_account, info.user_id, info.jti, load)
         if found.account is None:
             raise AuthError(ErrorCode.TOKEN_INVALID)
         if found.revoked:
@@ -121,4 +126,4 @@ async def authenticate(
     if not found.allowed:
         raise AuthError(ErrorCode.USER_BANNED)
     await limiter.clear("auth_failures", ip)
-    return info, found.account
+    return info, found.account, found.loaded

@@ -14,7 +14,6 @@ from channels.db import database_sync_to_async
 
 from chat.models import Block
 from realtime.connection.session import Session
-from realtime.handlers import lifecycle
 from realtime.transport.app import app_runtime
 from tests.conftest import WS_TIMEOUT, access_for, connect
 
@@ -36,25 +35,23 @@ async def pair(make_user: Any) -> tuple[Any, Any]:
 
 
 @pytest.fixture
-async def events_while_opening(monkeypatch: pytest.MonkeyPatch, pair: tuple[Any, Any]) -> None:
-    """While a connection of the user opens — in its rooms, blocks not read yet, no
+def events_while_opening(monkeypatch: pytest.MonkeyPatch, pair: tuple[Any, Any]) -> None:
+    """Once a connection of the user is in its rooms — its blocks not applied yet, no
     ``sync:initial`` yet — its user room gets an event from the user it blocks, then one from
     the server."""
     user, pest = pair
-    loop = asyncio.get_running_loop()
-    real = lifecycle.account_state
+    real: Callable[..., Awaitable[Any]] = Session.open
 
-    async def publish(room: str) -> None:
-        broadcast = (await app_runtime()).broadcast
-        await broadcast.to_room(room, "test:opening", {"n": 1}, sender=pest.pk)
-        await broadcast.to_room(room, "test:opening", {"n": 2})
+    async def open_then_events(self: Session, *args: Any, **kwargs: Any) -> Any:
+        offsets = await real(self, *args, **kwargs)
+        if self.user_id == user.pk:
+            broadcast = (await app_runtime()).broadcast
+            room = f"user:{user.pk}"
+            await broadcast.to_room(room, "test:opening", {"n": 1}, sender=pest.pk)
+            await broadcast.to_room(room, "test:opening", {"n": 2})
+        return offsets
 
-    def account_state(user_id: int) -> lifecycle.AccountState:
-        if user_id == user.pk:  # on the ORM thread, while the event loop waits for it
-            asyncio.run_coroutine_threadsafe(publish(f"user:{user_id}"), loop).result(5)
-        return real(user_id)
-
-    monkeypatch.setattr(lifecycle, "account_state", account_state)
+    monkeypatch.setattr(Session, "open", open_then_events)
 
 
 async def _native_frames(user: Any, count: int) -> list[tuple[str, Any]]:
