@@ -78,7 +78,7 @@ _ZONE_FIELDS = (
 )  # fmt: skip
 
 
-def _column(meta: Options[Any], name: str) -> str:
+def column(meta: Options[Any], name: str) -> str:
     field = meta.get_field(name)
     assert isinstance(field, Field) and field.column, name  # concrete fields only
     return str(connection.ops.quote_name(field.column))
@@ -90,22 +90,22 @@ def _select_statements(vendor: str) -> tuple[str, str]:
     qn = connection.ops.quote_name
     c, z, m = Character._meta, Zone._meta, GuildMembership._meta
     through = z.get_field("neighbours").remote_field.through._meta  # type: ignore[union-attr]
-    columns = [f"c.{_column(c, f)}" for f in _CHARACTER_FIELDS]
-    columns += [f"z.{_column(z, f)}" for f in _ZONE_FIELDS]
+    columns = [f"c.{column(c, f)}" for f in _CHARACTER_FIELDS]
+    columns += [f"z.{column(z, f)}" for f in _ZONE_FIELDS]
     guild = (
-        f"(SELECT m.{_column(m, 'guild')} FROM {qn(m.db_table)} m"  # noqa: S608 (names from the models; values are parameters)
-        f" WHERE m.{_column(m, 'character')} = c.{qn(c.pk.column)})"
+        f"(SELECT m.{column(m, 'guild')} FROM {qn(m.db_table)} m"  # noqa: S608 (names from the models; values are parameters)
+        f" WHERE m.{column(m, 'character')} = c.{qn(c.pk.column)})"
     )
     character = (
         f"SELECT {', '.join(columns)}, {guild} FROM {qn(c.db_table)} c"  # noqa: S608 (names from the models; values are parameters)
-        f" INNER JOIN {qn(z.db_table)} z ON z.{qn(z.pk.column)} = c.{_column(c, 'zone')}"
+        f" INNER JOIN {qn(z.db_table)} z ON z.{qn(z.pk.column)} = c.{column(c, 'zone')}"
         f" WHERE c.{qn(c.pk.column)} = %s"
     )
     neighbours = (
-        f"SELECT z.{_column(z, 'key')} FROM {qn(z.db_table)} z"  # noqa: S608 (names from the models; values are parameters)
+        f"SELECT z.{column(z, 'key')} FROM {qn(z.db_table)} z"  # noqa: S608 (names from the models; values are parameters)
         f" INNER JOIN {qn(through.db_table)} n"
-        f" ON n.{_column(through, 'to_zone')} = z.{qn(z.pk.column)}"
-        f" WHERE n.{_column(through, 'from_zone')} = %s"
+        f" ON n.{column(through, 'to_zone')} = z.{qn(z.pk.column)}"
+        f" WHERE n.{column(through, 'from_zone')} = %s"
     )
     return character, neighbours
 
