@@ -242,6 +242,27 @@ async def test_user_status_reports_each_transition_once(store: PresenceStore) ->
     assert await store.user_status(uid, now_ms=T0 + 4) == ("offline", "offline")
 
 
+async def test_put_connected_puts_reports_the_status_and_records_the_activity(
+    store: PresenceStore,
+) -> None:
+    uid = 6
+    first = {"event": "connect", "at": T0, "detail": {"transport": "native"}}
+    entry = conn("s1", uid, zone="town")
+
+    assert await store.put_connected(entry, first, now_ms=T0, ttl_ms=TTL) == ("offline", "online")
+    second = {"event": "connect", "at": T0 + 1, "detail": {"transport": "socketio"}}
+    status = await store.put_connected(conn("s2", uid), second, now_ms=T0 + 1, ttl_ms=TTL)
+
+    assert status == ("online", "online")
+    assert await store.entries_in_zone("town", now_ms=T0 + 2) == [entry]
+    assert [e.socket_id for e in (await store.entries_for_users([uid], now_ms=T0 + 2))[uid]] == [
+        "s1",
+        "s2",
+    ]
+    assert await store.activities(uid) == [second, first]
+    assert await store.expired(now_ms=T0 + TTL) == ["s1"]
+
+
 async def test_put_many_refreshes_expiry_of_every_entry(store: PresenceStore) -> None:
     a, b = conn("a", 1, zone="town"), conn("b", 2, zone="town")
     await store.put(a, now_ms=T0, ttl_ms=TTL)

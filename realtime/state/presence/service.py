@@ -115,11 +115,17 @@ class Presence:
     async def connected(self, session: Connection) -> None:
         self._connections[session.socket_id] = session
         with contextlib.suppress(ServiceUnavailable):
-            await self.store.put(self.entry(session), now_ms=now_ms(), ttl_ms=self._ttl_ms())
-            await self._status(session.user_id, self.entry(session))
-            await self.record(
-                session, "connect", {"ip": session.ip, "transport": session.codec_name}
+            entry, at = self.entry(session), now_ms()
+            activity = {
+                "event": "connect",
+                "at": at,
+                "detail": {"ip": session.ip, "transport": session.codec_name},
+            }
+            previous, current = await self.store.put_connected(
+                entry, activity, now_ms=at, ttl_ms=self._ttl_ms()
             )
+            if previous != current:
+                await self._announce(entry, current)
 
     async def playing_changed(self, session: Connection) -> None:
         """The connection selected a character or changed zone; announce a character it left."""

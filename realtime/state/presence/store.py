@@ -90,6 +90,13 @@ class PresenceStore(Protocol):
         """``put`` each entry (heartbeat refresh); one round trip on Redis."""
         ...
 
+    async def put_connected(
+        self, entry: ConnEntry, activity: dict[str, Any], *, now_ms: int, ttl_ms: int
+    ) -> tuple[str, str]:
+        """A new connection: ``put`` its entry, then ``user_status`` of its user, then
+        ``push_activity``, in one round trip on Redis; returns the ``user_status``."""
+        ...
+
     async def remove(
         self, socket_id: str, *, now_ms: int, expired_only: bool = False
     ) -> Removal | None:
@@ -232,6 +239,14 @@ class LocalPresenceStore:
     async def put_many(self, entries: Sequence[ConnEntry], *, now_ms: int, ttl_ms: int) -> None:
         for entry in entries:
             await self.put(entry, now_ms=now_ms, ttl_ms=ttl_ms)
+
+    async def put_connected(
+        self, entry: ConnEntry, activity: dict[str, Any], *, now_ms: int, ttl_ms: int
+    ) -> tuple[str, str]:
+        await self.put(entry, now_ms=now_ms, ttl_ms=ttl_ms)
+        status = await self.user_status(entry.user_id, now_ms=now_ms)
+        await self.push_activity(entry.user_id, activity)
+        return status
 
     async def remove(
         self, socket_id: str, *, now_ms: int, expired_only: bool = False

@@ -195,6 +195,15 @@ def _sorted(raw: list[bytes]) -> list[ConnEntry]:
     return sorted(map(entry_from_json, raw), key=lambda e: e.socket_id)
 
 
+def _activity_calls(
+    pipe: Any, user_id: int, activity: dict[str, Any], keep: int, ttl_s: int
+) -> None:
+    name = _k("activity", user_id)
+    pipe.lpush(name, orjson.dumps(activity))
+    pipe.ltrim(name, 0, keep - 1)
+    pipe.expire(name, ttl_s)
+
+
 class RedisPresenceStore:
     """Many processes sharing Redis; each write, and ``user_status``, is one atomic script."""
 
@@ -219,6 +228,22 @@ class RedisPresenceStore:
                 keys, args = _put_call(entry, now_ms, ttl_ms)
                 await script(keys=keys, args=args, client=pipe)
             await pipe.execute()
+
+    @redis_guarded("presence")
+    async def put_connected(
+        self, entry: ConnEntry, activity: dict[str, Any], *, now_ms: int, ttl_ms: int
+    ) -> tuple[str, str]:
+        client: Redis = async_redis()
+        uid = entry.user_id
+        async with client.pipeline(transaction=False) as pipe:
+            keys, args = _put_call(entry, now_ms, ttl_ms)
+            await client.register_script(_PUT_LUA)(keys=keys, args=args, client=pipe)
+            keys = [_k("user", uid), _k("active", uid), _k("status", uid)]
+            await client.register_script(_STATUS_LUA)(keys=keys, args=[_k(), now_ms], client=pipe)
+            _activity_calls(pipe, uid, activity, ACTIVITY_KEEP, ACTIVITY_TTL_S)
+            results = await pipe.execute()
+        previous, new = results[1]
+        return previous.decode(), new.decode()
 
     @redis_guarded("presence")
     async def remove(
@@ -328,12 +353,9 @@ class RedisPresenceStore:
         keep: int = ACTIVITY_KEEP,
         ttl_s: int = ACTIVITY_TTL_S,
     ) -> None:
-        name = _k("activity", user_id)
         client: Redis = async_redis()
         async with client.pipeline(transaction=True) as pipe:
-            pipe.lpush(name, orjson.dumps(activity))
-            pipe.ltrim(name, 0, keep - 1)
-            pipe.expire(name, ttl_s)
+            _activity_calls(pipe, user_id, activity, keep, ttl_s)
             await pipe.execute()
 
     @redis_guarded("presence")
