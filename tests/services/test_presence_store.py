@@ -263,6 +263,25 @@ async def test_put_connected_puts_reports_the_status_and_records_the_activity(
     assert await store.expired(now_ms=T0 + TTL) == ["s1"]
 
 
+async def test_user_left_keeps_last_seen_reports_the_status_and_records_the_activity(
+    store: PresenceStore,
+) -> None:
+    uid = 8
+    await store.put(conn("s1", uid), now_ms=T0, ttl_ms=TTL)
+    await store.put(conn("s2", uid), now_ms=T0, ttl_ms=TTL)
+    assert await store.user_status(uid, now_ms=T0) == ("offline", "online")
+    first = {"event": "disconnect", "at": T0 + 1, "detail": {"code": 1000}}
+    second = {"event": "disconnect", "at": T0 + 2, "detail": {"code": None}}
+
+    await store.remove("s1", now_ms=T0 + 1)
+    assert await store.user_left(uid, T0 + 1, first, now_ms=T0 + 1) == ("online", "online")
+    await store.remove("s2", now_ms=T0 + 2)
+    assert await store.user_left(uid, T0 + 2, second, now_ms=T0 + 2) == ("online", "offline")
+
+    assert await store.last_seen([uid]) == {uid: T0 + 2}
+    assert await store.activities(uid) == [second, first]
+
+
 async def test_put_many_refreshes_expiry_of_every_entry(store: PresenceStore) -> None:
     a, b = conn("a", 1, zone="town"), conn("b", 2, zone="town")
     await store.put(a, now_ms=T0, ttl_ms=TTL)

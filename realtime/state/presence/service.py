@@ -149,8 +149,16 @@ class Presence:
             removal = await self.store.remove(session.socket_id, now_ms=now_ms())
             if removal is None:
                 return
-            await self._gone(removal.entry, removal.character_left)
-            await self.record(session, "disconnect", {"code": session.close_code})
+            entry = removal.entry
+            if removal.character_left:
+                await self._character_offline(entry)
+            at = now_ms()
+            activity = {"event": "disconnect", "at": at, "detail": {"code": session.close_code}}
+            previous, current = await self.store.user_left(
+                entry.user_id, max(entry.active_at, 0), activity, now_ms=at
+            )
+            if previous != current:
+                await self._announce(entry, current)
 
     async def wake(self, session: Connection) -> None:
         """An away connection sent an event: it is active again."""

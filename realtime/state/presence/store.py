@@ -97,6 +97,14 @@ class PresenceStore(Protocol):
         ``push_activity``, in one round trip on Redis; returns the ``user_status``."""
         ...
 
+    async def user_left(
+        self, user_id: int, seen_ms: int, activity: dict[str, Any], *, now_ms: int
+    ) -> tuple[str, str]:
+        """A connection of ``user_id`` ended (its entry removed): ``set_last_seen``, then
+        ``user_status``, then ``push_activity``, in one round trip on Redis; returns the
+        ``user_status``."""
+        ...
+
     async def remove(
         self, socket_id: str, *, now_ms: int, expired_only: bool = False
     ) -> Removal | None:
@@ -246,6 +254,14 @@ class LocalPresenceStore:
         await self.put(entry, now_ms=now_ms, ttl_ms=ttl_ms)
         status = await self.user_status(entry.user_id, now_ms=now_ms)
         await self.push_activity(entry.user_id, activity)
+        return status
+
+    async def user_left(
+        self, user_id: int, seen_ms: int, activity: dict[str, Any], *, now_ms: int
+    ) -> tuple[str, str]:
+        await self.set_last_seen(user_id, seen_ms)
+        status = await self.user_status(user_id, now_ms=now_ms)
+        await self.push_activity(user_id, activity)
         return status
 
     async def remove(

@@ -246,6 +246,20 @@ class RedisPresenceStore:
         return previous.decode(), new.decode()
 
     @redis_guarded("presence")
+    async def user_left(
+        self, user_id: int, seen_ms: int, activity: dict[str, Any], *, now_ms: int
+    ) -> tuple[str, str]:
+        client: Redis = async_redis()
+        async with client.pipeline(transaction=False) as pipe:
+            pipe.set(_k("seen", user_id), seen_ms, ex=LAST_SEEN_TTL_S)
+            keys = [_k("user", user_id), _k("active", user_id), _k("status", user_id)]
+            await client.register_script(_STATUS_LUA)(keys=keys, args=[_k(), now_ms], client=pipe)
+            _activity_calls(pipe, user_id, activity, ACTIVITY_KEEP, ACTIVITY_TTL_S)
+            results = await pipe.execute()
+        previous, new = results[1]
+        return previous.decode(), new.decode()
+
+    @redis_guarded("presence")
     async def remove(
         self, socket_id: str, *, now_ms: int, expired_only: bool = False
     ) -> Removal | None:
