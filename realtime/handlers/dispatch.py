@@ -244,11 +244,4 @@ async def _handle(session: Session, route: Route, inbound: Inbound, payload: Any
             session.reply(inbound, reply.event, reply.data)
         activity = {"ok": True, **((reply.activity if reply else None) or {})}
     if activity is not None and inbound.event not in NOT_RECORDED:
-        await _record(session, inbound.event, activity)
-
-
-async def _record(session: Session, event: str, detail: dict[str, Any]) -> None:
-    try:
-        await session.runtime.presence.record(session, event, detail)
-    except Exception:  # losing one activity entry must not fail the request
-        logger.exception("recording activity %s failed", event)
+        session.runtime.presence.record(session, inbound.event, activity)

@@ -6,6 +6,7 @@ Anonymous callers get 401 (the JWT authenticator asks for a Bearer token), non-s
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -241,8 +242,17 @@ async def _presence_of(user_id: int) -> dict[str, Any]:
     return {
         "userId": str(user_id),
         **state,
-        "recentActivity": await store.activities(user_id),
+        "recentActivity": await _recent_activity(store, user_id),
     }
+
+
+async def _recent_activity(store: PresenceStore, user_id: int) -> list[dict[str, Any]]:
+    """Activities are written behind (``Presence.record``): served by a process with a
+    runtime on this loop, the answer includes what it recorded in the last moment."""
+    runtime = current_runtime()
+    if runtime is not None and runtime.loop is asyncio.get_running_loop():
+        return await runtime.presence.activities(user_id)
+    return await store.activities(user_id)
 
 
 class PresenceView(RealtimeAPIView):

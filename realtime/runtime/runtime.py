@@ -110,6 +110,7 @@ class Runtime:
         await self.bus.start()
         broadcast_module.set_process_bus(self.bus)
         self._spawn(self.presence.run())
+        self._spawn(self.presence.write_activities())
         self._spawn(self.positions.run())
         self._spawn(self.recoveries.run())
         self._spawn(report_loop(self.process, self.counts, self._connections_changed))
@@ -130,10 +131,12 @@ class Runtime:
             await close_async_redis()
 
     async def before_exit(self) -> None:
-        """Graceful shutdown: every live position written, presence entries removed, and the
-        Socket.IO recovery records of this process's connections expire a window from now."""
+        """Graceful shutdown: every live position written, presence entries removed (and the
+        activities recorded meanwhile written), and the Socket.IO recovery records of this
+        process's connections expire a window from now."""
         await self.positions.flush_all()
         await self.presence.leave_all()
+        await self.presence.flush_activities()
         with contextlib.suppress(ServiceUnavailable):
             await self.recoveries.end_all()
 

@@ -214,10 +214,25 @@ async def test_recent_activity_is_kept_for_moderators(world: Any) -> None:
     alice = await play(world["alice"])
     await request(alice, "character:change_zone", {"zone": "nowhere"})
     runtime = await app_runtime()
-    activities = await runtime.presence.store.activities(world["alice"].user.pk)
+    activities = await runtime.presence.activities(world["alice"].user.pk)
     events = [a["event"] for a in activities]
     assert events[:3] == ["character:change_zone", "character:select", "connect"]
     assert activities[0]["detail"] == {"ok": False, "code": "ZONE_NOT_FOUND"}
     assert activities[1]["detail"]["characterId"] == world["alice"].character_id
     assert all(isinstance(a["at"], int) for a in activities)
+    await alice.disconnect()
+
+
+async def test_activities_are_written_behind_within_a_moment(world: Any) -> None:
+    """``record`` only buffers; the runtime's writer puts them in the store shortly after,
+    oldest first, with no read asking for them."""
+    alice = await play(world["alice"])
+    store = (await app_runtime()).presence.store
+    events: list[str] = []
+    for _ in range(40):
+        events = [a["event"] for a in await store.activities(world["alice"].user.pk)]
+        if events:
+            break
+        await asyncio.sleep(0.05)
+    assert events[:2] == ["character:select", "connect"], events
     await alice.disconnect()

@@ -242,44 +242,43 @@ async def test_user_status_reports_each_transition_once(store: PresenceStore) ->
     assert await store.user_status(uid, now_ms=T0 + 4) == ("offline", "offline")
 
 
-async def test_put_connected_puts_reports_the_status_and_records_the_activity(
-    store: PresenceStore,
-) -> None:
+async def test_put_connected_puts_the_entry_and_reports_the_status(store: PresenceStore) -> None:
     uid = 6
-    first = {"event": "connect", "at": T0, "detail": {"transport": "native"}}
     entry = conn("s1", uid, zone="town")
 
-    assert await store.put_connected(entry, first, now_ms=T0, ttl_ms=TTL) == ("offline", "online")
-    second = {"event": "connect", "at": T0 + 1, "detail": {"transport": "socketio"}}
-    status = await store.put_connected(conn("s2", uid), second, now_ms=T0 + 1, ttl_ms=TTL)
+    assert await store.put_connected(entry, now_ms=T0, ttl_ms=TTL) == ("offline", "online")
+    assert await store.put_connected(conn("s2", uid), now_ms=T0 + 1, ttl_ms=TTL) == (
+        "online",
+        "online",
+    )
 
-    assert status == ("online", "online")
     assert await store.entries_in_zone("town", now_ms=T0 + 2) == [entry]
-    assert [e.socket_id for e in (await store.entries_for_users([uid], now_ms=T0 + 2))[uid]] == [
-        "s1",
-        "s2",
-    ]
-    assert await store.activities(uid) == [second, first]
+    found = (await store.entries_for_users([uid], now_ms=T0 + 2))[uid]
+    assert [e.socket_id for e in found] == ["s1", "s2"]
     assert await store.expired(now_ms=T0 + TTL) == ["s1"]
 
 
-async def test_user_left_keeps_last_seen_reports_the_status_and_records_the_activity(
-    store: PresenceStore,
-) -> None:
+async def test_user_left_keeps_last_seen_and_reports_the_status(store: PresenceStore) -> None:
     uid = 8
     await store.put(conn("s1", uid), now_ms=T0, ttl_ms=TTL)
     await store.put(conn("s2", uid), now_ms=T0, ttl_ms=TTL)
     assert await store.user_status(uid, now_ms=T0) == ("offline", "online")
-    first = {"event": "disconnect", "at": T0 + 1, "detail": {"code": 1000}}
-    second = {"event": "disconnect", "at": T0 + 2, "detail": {"code": None}}
 
     await store.remove("s1", now_ms=T0 + 1)
-    assert await store.user_left(uid, T0 + 1, first, now_ms=T0 + 1) == ("online", "online")
+    assert await store.user_left(uid, T0 + 1, now_ms=T0 + 1) == ("online", "online")
     await store.remove("s2", now_ms=T0 + 2)
-    assert await store.user_left(uid, T0 + 2, second, now_ms=T0 + 2) == ("online", "offline")
-
+    assert await store.user_left(uid, T0 + 2, now_ms=T0 + 2) == ("online", "offline")
     assert await store.last_seen([uid]) == {uid: T0 + 2}
-    assert await store.activities(uid) == [second, first]
+
+
+async def test_push_activities_keeps_each_users_in_order(store: PresenceStore) -> None:
+    items = [(11, {"n": n}) for n in range(3)] + [(12, {"n": 9}), (11, {"n": 3})]
+
+    await store.push_activities(items)
+    await store.push_activities([])
+
+    assert await store.activities(11) == [{"n": 3}, {"n": 2}, {"n": 1}, {"n": 0}]
+    assert await store.activities(12) == [{"n": 9}]
 
 
 async def test_put_many_refreshes_expiry_of_every_entry(store: PresenceStore) -> None:

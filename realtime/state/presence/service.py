@@ -10,6 +10,7 @@ change is announced (``presence:changed`` to the guild room) by exactly one proc
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import time
@@ -34,6 +35,9 @@ from realtime.state.presence.store import (
 logger = logging.getLogger(__name__)
 
 SWEEP_LIMIT = 500
+# Activities are written behind, at most this long after they happened, in one round trip.
+ACTIVITY_FLUSH_S = 0.1
+ACTIVITY_BUFFER_MAX = 10_000
 
 
 class Connection(Protocol):
@@ -64,6 +68,8 @@ class Presence:
         self.process = process
         self._connections: dict[str, Connection] = {}
         self._last_refresh = 0.0
+        self._activities: list[tuple[int, dict[str, Any]]] = []
+        self._activities_pending = asyncio.Event()
 
     # --- lifecycle ----------------------------------------------------------------------
 
@@ -115,14 +121,10 @@ class Presence:
     async def connected(self, session: Connection) -> None:
         self._connections[session.socket_id] = session
         with contextlib.suppress(ServiceUnavailable):
-            entry, at = self.entry(session), now_ms()
-            activity = {
-                "event": "connect",
-                "at": at,
-                "detail": {"ip": session.ip, "transport": session.codec_name},
-            }
+            self.record(session, "connect", {"ip": session.ip, "transport": session.codec_name})
+            entry = self.entry(session)
             previous, current = await self.store.put_connected(
-                entry, activity, now_ms=at, ttl_ms=self._ttl_ms()
+                entry, now_ms=now_ms(), ttl_ms=self._ttl_ms()
             )
             if previous != current:
                 await self._announce(entry, current)
@@ -152,10 +154,9 @@ class Presence:
             entry = removal.entry
             if removal.character_left:
                 await self._character_offline(entry)
-            at = now_ms()
-            activity = {"event": "disconnect", "at": at, "detail": {"code": session.close_code}}
+            self.record(session, "disconnect", {"code": session.close_code})
             previous, current = await self.store.user_left(
-                entry.user_id, max(entry.active_at, 0), activity, now_ms=at
+                entry.user_id, max(entry.active_at, 0), now_ms=now_ms()
             )
             if previous != current:
                 await self._announce(entry, current)
@@ -205,14 +206,42 @@ class Presence:
                 count += 1
         return count
 
-    async def record(self, session: Connection, event: str, detail: dict[str, Any]) -> None:
-        """Keep one activity in the user's recent activity (last 100, 24 h); best effort."""
+    def record(self, session: Connection, event: str, detail: dict[str, Any]) -> None:
+        """Keep one activity in the user's recent activity (last 100, 24 h); best effort.
+
+        Written behind: what a process records within ``ACTIVITY_FLUSH_S`` goes to the store in
+        one round trip (one per chat message cost more CPU than the message's publish)."""
         if not session.user_id:
             return
-        with contextlib.suppress(ServiceUnavailable):
-            await self.store.push_activity(
-                session.user_id, {"event": event, "at": now_ms(), "detail": detail}
-            )
+        if len(self._activities) >= ACTIVITY_BUFFER_MAX:
+            return  # the store has not taken them for a while (Redis down): drop, not grow
+        self._activities.append(
+            (session.user_id, {"event": event, "at": now_ms(), "detail": detail})
+        )
+        self._activities_pending.set()
+
+    async def write_activities(self) -> None:
+        """The activity write-behind loop (the runtime runs and cancels it)."""
+        while True:
+            await self._activities_pending.wait()
+            await asyncio.sleep(ACTIVITY_FLUSH_S)
+            try:
+                await self.flush_activities()
+            except Exception:
+                logger.exception("writing activities failed")
+
+    async def flush_activities(self) -> None:
+        """Write the recorded activities now (graceful shutdown, a read of them)."""
+        items, self._activities = self._activities, []
+        self._activities_pending.clear()
+        if items:
+            with contextlib.suppress(ServiceUnavailable):
+                await self.store.push_activities(items)
+
+    async def activities(self, user_id: int) -> list[dict[str, Any]]:
+        """The user's recent activity, newest first, with what this process recorded."""
+        await self.flush_activities()
+        return await self.store.activities(user_id)
 
     # --- queries ------------------------------------------------------------------------
 

@@ -90,19 +90,14 @@ class PresenceStore(Protocol):
         """``put`` each entry (heartbeat refresh); one round trip on Redis."""
         ...
 
-    async def put_connected(
-        self, entry: ConnEntry, activity: dict[str, Any], *, now_ms: int, ttl_ms: int
-    ) -> tuple[str, str]:
-        """A new connection: ``put`` its entry, then ``user_status`` of its user, then
-        ``push_activity``, in one round trip on Redis; returns the ``user_status``."""
+    async def put_connected(self, entry: ConnEntry, *, now_ms: int, ttl_ms: int) -> tuple[str, str]:
+        """A new connection: ``put`` its entry, then ``user_status`` of its user, in one round
+        trip on Redis; returns the ``user_status``."""
         ...
 
-    async def user_left(
-        self, user_id: int, seen_ms: int, activity: dict[str, Any], *, now_ms: int
-    ) -> tuple[str, str]:
+    async def user_left(self, user_id: int, seen_ms: int, *, now_ms: int) -> tuple[str, str]:
         """A connection of ``user_id`` ended (its entry removed): ``set_last_seen``, then
-        ``user_status``, then ``push_activity``, in one round trip on Redis; returns the
-        ``user_status``."""
+        ``user_status``, in one round trip on Redis; returns the ``user_status``."""
         ...
 
     async def remove(
@@ -165,6 +160,11 @@ class PresenceStore(Protocol):
     ) -> None:
         """Record a JSON-serialisable activity; keep the newest ``keep`` for ``ttl_s`` seconds
         after the last push."""
+        ...
+
+    async def push_activities(self, items: Sequence[tuple[int, dict[str, Any]]]) -> None:
+        """``push_activity`` of each ``(user id, activity)`` in order; one round trip on
+        Redis."""
         ...
 
     async def activities(self, user_id: int) -> list[dict[str, Any]]:
@@ -248,21 +248,13 @@ class LocalPresenceStore:
         for entry in entries:
             await self.put(entry, now_ms=now_ms, ttl_ms=ttl_ms)
 
-    async def put_connected(
-        self, entry: ConnEntry, activity: dict[str, Any], *, now_ms: int, ttl_ms: int
-    ) -> tuple[str, str]:
+    async def put_connected(self, entry: ConnEntry, *, now_ms: int, ttl_ms: int) -> tuple[str, str]:
         await self.put(entry, now_ms=now_ms, ttl_ms=ttl_ms)
-        status = await self.user_status(entry.user_id, now_ms=now_ms)
-        await self.push_activity(entry.user_id, activity)
-        return status
+        return await self.user_status(entry.user_id, now_ms=now_ms)
 
-    async def user_left(
-        self, user_id: int, seen_ms: int, activity: dict[str, Any], *, now_ms: int
-    ) -> tuple[str, str]:
+    async def user_left(self, user_id: int, seen_ms: int, *, now_ms: int) -> tuple[str, str]:
         await self.set_last_seen(user_id, seen_ms)
-        status = await self.user_status(user_id, now_ms=now_ms)
-        await self.push_activity(user_id, activity)
-        return status
+        return await self.user_status(user_id, now_ms=now_ms)
 
     async def remove(
         self, socket_id: str, *, now_ms: int, expired_only: bool = False
@@ -327,6 +319,10 @@ class LocalPresenceStore:
         while len(kept) > keep:
             kept.pop()
         self._activity[user_id] = (kept, time.monotonic() + ttl_s)
+
+    async def push_activities(self, items: Sequence[tuple[int, dict[str, Any]]]) -> None:
+        for user_id, activity in items:
+            await self.push_activity(user_id, activity)
 
     async def activities(self, user_id: int) -> list[dict[str, Any]]:
         return [orjson.loads(raw) for raw in self._kept_activities(user_id) or ()]

@@ -230,9 +230,7 @@ class RedisPresenceStore:
             await pipe.execute()
 
     @redis_guarded("presence")
-    async def put_connected(
-        self, entry: ConnEntry, activity: dict[str, Any], *, now_ms: int, ttl_ms: int
-    ) -> tuple[str, str]:
+    async def put_connected(self, entry: ConnEntry, *, now_ms: int, ttl_ms: int) -> tuple[str, str]:
         client: Redis = async_redis()
         uid = entry.user_id
         async with client.pipeline(transaction=False) as pipe:
@@ -240,21 +238,17 @@ class RedisPresenceStore:
             await client.register_script(_PUT_LUA)(keys=keys, args=args, client=pipe)
             keys = [_k("user", uid), _k("active", uid), _k("status", uid)]
             await client.register_script(_STATUS_LUA)(keys=keys, args=[_k(), now_ms], client=pipe)
-            _activity_calls(pipe, uid, activity, ACTIVITY_KEEP, ACTIVITY_TTL_S)
             results = await pipe.execute()
         previous, new = results[1]
         return previous.decode(), new.decode()
 
     @redis_guarded("presence")
-    async def user_left(
-        self, user_id: int, seen_ms: int, activity: dict[str, Any], *, now_ms: int
-    ) -> tuple[str, str]:
+    async def user_left(self, user_id: int, seen_ms: int, *, now_ms: int) -> tuple[str, str]:
         client: Redis = async_redis()
         async with client.pipeline(transaction=False) as pipe:
             pipe.set(_k("seen", user_id), seen_ms, ex=LAST_SEEN_TTL_S)
             keys = [_k("user", user_id), _k("active", user_id), _k("status", user_id)]
             await client.register_script(_STATUS_LUA)(keys=keys, args=[_k(), now_ms], client=pipe)
-            _activity_calls(pipe, user_id, activity, ACTIVITY_KEEP, ACTIVITY_TTL_S)
             results = await pipe.execute()
         previous, new = results[1]
         return previous.decode(), new.decode()
@@ -371,6 +365,15 @@ class RedisPresenceStore:
         async with client.pipeline(transaction=True) as pipe:
             _activity_calls(pipe, user_id, activity, keep, ttl_s)
             await pipe.execute()
+
+    @redis_guarded("presence")
+    async def push_activities(self, items: Sequence[tuple[int, dict[str, Any]]]) -> None:
+        client: Redis = async_redis()
+        for start in range(0, len(items), BATCH):
+            async with client.pipeline(transaction=False) as pipe:
+                for user_id, activity in items[start : start + BATCH]:
+                    _activity_calls(pipe, user_id, activity, ACTIVITY_KEEP, ACTIVITY_TTL_S)
+                await pipe.execute()
 
     @redis_guarded("presence")
     async def activities(self, user_id: int) -> list[dict[str, Any]]:
