@@ -1,8 +1,8 @@
 """Write-side of chat: store messages, blocks, mutes, moderation. Services never send anything.
 
 Messages are stored in batches (``chat_messages_store``) so that a busy zone shares one
-transaction per batch instead of one per message; each message is committed before anything
-about it is broadcast.
+statement per batch instead of one transaction per message; each message is committed before
+anything about it is broadcast.
 """
 
 from __future__ import annotations
@@ -119,7 +119,7 @@ _STORED_FIELDS = (
 @functools.cache
 def _insert_statement(vendor: str, rows: int) -> str:
     """``rows`` messages, returning their ids in order (PostgreSQL, and SQLite >= 3.35, as
-    Django's ``bulk_create``). Written by hand, names from the model: a message's stored
+    Django's ``bulk_create``). Written by hand, names from the model: a message is stored
     before it is broadcast, and the ORM's ``bulk_create`` in a transaction cost ~0.34 ms of
     CPU for one message against ~0.1 ms for this (bench/README.md)."""
     meta = ChatMessage._meta
