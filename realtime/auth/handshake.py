@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Generic, TypeVar
 
 from django.contrib.auth import get_user_model
 from django.db import connection
@@ -24,8 +22,6 @@ from realtime.state.stores import blocked_ips
 
 logger = logging.getLogger(__name__)
 
-T = TypeVar("T")
-
 
 @dataclass(frozen=True, slots=True)
 class Account:
@@ -35,14 +31,12 @@ class Account:
 
 
 @dataclass(frozen=True, slots=True)
-class AccountCheck(Generic[T]):
-    """What the handshake learns of a token's account in one query (and, for an account
-    that may connect, what ``load`` read of it in the same call)."""
+class AccountCheck:
+    """What the handshake learns of a token's account in one query."""
 
     account: Account | None  # None: no such user
     allowed: bool  # active and not banned
     revoked: bool  # the token's jti was revoked (logout)
-    loaded: T | None = None
 
 
 @functools.cache
@@ -64,12 +58,8 @@ def _account_statement(vendor: str) -> str:
     )
 
 
-def check_account(
-    user_id: int, jti: str, load: Callable[[int], T] | None = None
-) -> AccountCheck[T]:
-    """One query: the account, whether it may connect, whether the token was revoked; then,
-    for an account that may connect, ``load(user_id)`` in the same call (the caller's next
-    reads: one trip to the ORM thread costs more CPU than a small query)."""
+def check_account(user_id: int, jti: str) -> AccountCheck:
+    """One query: the account, whether it may connect, whether the token was revoked."""
     now = connection.ops.adapt_datetimefield_value(timezone.now())
     with connection.cursor() as cursor:
         cursor.execute(_account_statement(connection.vendor), [now, jti, now, user_id])
@@ -78,9 +68,7 @@ def check_account(
         return AccountCheck(None, False, False)
     username, is_staff, is_active, banned, revoked = row
     account = Account(user_id, username, bool(is_staff))
-    allowed = bool(is_active) and not banned
-    loaded = load(user_id) if load is not None and allowed and not revoked else None
-    return AccountCheck(account, allowed, bool(revoked), loaded)
+    return AccountCheck(account, bool(is_active) and not banned, bool(revoked))
 
 
 async def check_connect_allowed(ip: str, limiter: RateLimiter) -> None:
@@ -105,17 +93,16 @@ async def _record_failure(ip: str, limiter: RateLimiter) -> None:
 
 
 async def authenticate(
-    ip: str, raw_token: str | None, limiter: RateLimiter, load: Callable[[int], T] | None = None
-) -> tuple[TokenInfo, Account, T | None]:
-    """Admit a token from ``ip`` or raise ``AuthError`` with the contract's code; with it,
-    what ``load`` read of the account (see ``check_account``)."""
+    ip: str, raw_token: str | None, limiter: RateLimiter
+) -> tuple[TokenInfo, Account]:
+    """Admit a token from ``ip`` or raise ``AuthError`` with the contract's code."""
     if await blocked_ips.aremaining(f"auth:{ip}") > 0:
         raise AuthError(ErrorCode.AUTH_RATE_LIMITED)
     if raw_token is None:
         raise AuthError(ErrorCode.AUTH_REQUIRED)
     try:
         info = decode_access_token(raw_token)
-        found = await db(check_account, info.user_id, info.jti, load)
+        found = await db(check_account, info.user_id, info.jti)
         if found.account is None:
             raise AuthError(ErrorCode.TOKEN_INVALID)
         if found.revoked:
@@ -126,4 +113,4 @@ async def authenticate(
     if not found.allowed:
         raise AuthError(ErrorCode.USER_BANNED)
     await limiter.clear("auth_failures", ip)
-    return info, found.account, found.loaded
+    return info, found.account

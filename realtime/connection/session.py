@@ -12,8 +12,8 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Callable, Iterable
-from typing import Any, TypeVar
+from collections.abc import Iterable
+from typing import Any
 
 from django.conf import settings
 
@@ -43,8 +43,6 @@ from realtime.state.playing import Playing
 from realtime.state.recovery import RecoveryRecord
 
 logger = logging.getLogger(__name__)
-
-T = TypeVar("T")
 
 HANDSHAKE_CLOSE: dict[str, int] = {
     ErrorCode.AUTH_REQUIRED: CloseCode.UNAUTHENTICATED,
@@ -345,15 +343,9 @@ class Session:
     async def check_connect(self) -> None:
         await check_connect_allowed(self.ip, self.runtime.limiter)
 
-    async def admit(
-        self, raw_token: str | None, load: Callable[[int], T] | None = None
-    ) -> T | None:
-        """Authenticate; raises ``AuthError`` (the caller refuses with its code). Returns what
-        ``load(user_id)`` read in the same database call (None without ``load``)."""
-        self.token, self.account, loaded = await authenticate(
-            self.ip, raw_token, self.runtime.limiter, load
-        )
-        return loaded
+    async def admit(self, raw_token: str | None) -> None:
+        """Authenticate; raises ``AuthError`` (the caller refuses with its code)."""
+        self.token, self.account = await authenticate(self.ip, raw_token, self.runtime.limiter)
 
     def refuse_frames(self, code: str) -> tuple[str, int]:
         """The message and close code for a refused handshake."""

@@ -63,7 +63,7 @@ def _account_state_statement(vendor: str) -> str:
 
 def account_state(user_id: int) -> AccountState:
     """On the ORM thread, in one statement: what a new connection needs of its account
-    besides the handshake's check (``Session.admit`` runs it in the handshake's call)."""
+    besides the handshake's check."""
     now = connection.ops.adapt_datetimefield_value(timezone.now())
     with connection.cursor() as cursor:
         cursor.execute(
@@ -77,15 +77,12 @@ def account_state(user_id: int) -> AccountState:
     return AccountState(chat.AccountChatState(blocked, datetime_value(muted_until)), fight)
 
 
-async def open_session(
-    session: Session,
-    state: AccountState | None = None,
-    joined: Callable[[], None] | None = None,
-) -> None:
+async def open_session(session: Session, joined: Callable[[], None] | None = None) -> None:
     """Everything a freshly authenticated connection gets, ending with ``sync:initial``.
 
-    ``state``: the account's state if the handshake read it already (``Session.admit(token,
-    account_state)``). ``joined`` is called once the session is in its account's rooms
+    The account's blocks, mute and live fight are read once the session is in its rooms (a
+    change made meanwhile reaches it as a control message; read before the join, one made in
+    between would be missed). ``joined`` is called once the session is in its account's rooms
     (Socket.IO's CONNECT answer: an event sent to ``user:<id>`` after the client saw it must
     reach it). Live room frames wait until ``sync:initial`` went out: it is the first event
     (PROTOCOL.md §5.1).
@@ -95,8 +92,7 @@ async def open_session(
         offsets = await session.open()
         if joined is not None:
             joined()
-        if state is None:
-            state = await db(account_state, session.user_id)
+        state = await db(account_state, session.user_id)
         chat.apply_state(session, state.chat)
         await finish_open(session, offsets, state.active_fight)
     finally:

@@ -39,7 +39,7 @@ from realtime.fanout import rooms as room_names
 from realtime.fanout.history import HistoryEntry, StreamPosition, missed_since
 from realtime.handlers import chat
 from realtime.handlers.characters import enter_world, wire_character
-from realtime.handlers.lifecycle import AccountState, finish_open, open_session
+from realtime.handlers.lifecycle import finish_open, open_session
 from realtime.state.recovery import RecoveryRecord, enabled, new_pid
 
 logger = logging.getLogger(__name__)
@@ -79,21 +79,18 @@ def recovery_request(auth: dict[str, Any]) -> RecoveryRequest | None:
     return RecoveryRequest(pid, int(offset))
 
 
-async def open_socketio(
-    session: Session, auth: dict[str, Any], answer: Answer, state: AccountState | None = None
-) -> bool:
+async def open_socketio(session: Session, auth: dict[str, Any], answer: Answer) -> bool:
     """An authenticated Socket.IO CONNECT: recover the connection its ``{pid, offset}`` names,
-    else open a new one. ``answer(pid)`` sends the CONNECT answer; ``state`` is the account's
-    state if the handshake read it. Whether it was recovered."""
+    else open a new one. ``answer(pid)`` sends the CONNECT answer. Whether it was recovered."""
     if not enabled():
-        await open_session(session, state, lambda: answer(None))
+        await open_session(session, lambda: answer(None))
         return False
     request = recovery_request(auth)
-    if request is not None and await _recover(session, request, answer, state):
+    if request is not None and await _recover(session, request, answer):
         return session.recovery_pid == request.pid
     pid = new_pid()
     session.recovery_pid = pid  # the record is written once the rooms are joined
-    await open_session(session, state, lambda: answer(pid))
+    await open_session(session, lambda: answer(pid))
     return False
 
 
@@ -142,9 +139,7 @@ async def _world(session: Session, record: RecoveryRecord) -> _World:
     return _World(view, fight.state)
 
 
-async def _recover(
-    session: Session, request: RecoveryRequest, answer: Answer, account: AccountState | None
-) -> bool:
+async def _recover(session: Session, request: RecoveryRequest, answer: Answer) -> bool:
     """Recover ``request.pid``'s connection into ``session``. False when nothing was done (the
     caller opens a new connection); True when the session was opened, recovered or — when a
     room's stream turned out not to hold what was missed — as a new connection."""
@@ -159,7 +154,7 @@ async def _recover(
     except (_NotRecoverable, ServiceUnavailable):
         return False
     # Blocks first: held live frames are filtered by them as they arrive, like the replay.
-    await _load_blocks(session, account)
+    await chat.load_state(session)
     # Live frames of every room wait until the missed events went out.
     session.hold_rooms()
     try:
@@ -217,14 +212,6 @@ async def _recover(
         len(missed),
     )
     return True
-
-
-async def _load_blocks(session: Session, account: AccountState | None) -> None:
-    """The account's blocks and mute: as the handshake read them, else from the database."""
-    if account is None:
-        await chat.load_state(session)
-    else:
-        chat.apply_state(session, account.chat)
 
 
 async def _open_instead(

@@ -24,7 +24,7 @@ from realtime.core import logs, metrics
 from realtime.core.constants import RX_KEY, CloseCode, CloseReason
 from realtime.core.errors import ErrorCode, ServiceUnavailable
 from realtime.handlers.dispatch import dispatch
-from realtime.handlers.lifecycle import account_state, close_session, open_session
+from realtime.handlers.lifecycle import close_session, open_session
 from realtime.protocol.base import FrameError, Inbound
 from realtime.protocol.native import NATIVE
 from realtime.protocol.payloads import AUTH
@@ -77,7 +77,8 @@ class NativeConsumer(AsyncConsumer):  # type: ignore[misc]
             if token is None:
                 self._await_auth_frame()
                 return
-            await open_session(session, await session.admit(token, account_state))
+            await session.admit(token)
+            await open_session(session)
         except AuthError as exc:
             self.refuse(exc.code)
         except ServiceUnavailable:  # a dependency the handshake needs is down: 1013
@@ -139,7 +140,8 @@ class NativeConsumer(AsyncConsumer):  # type: ignore[misc]
             except ValueError:
                 token = None
         try:
-            await open_session(session, await session.admit(token, account_state))
+            await session.admit(token)
+            await open_session(session)
         except AuthError as exc:
             self.refuse(exc.code)
         except ServiceUnavailable:  # a dependency the handshake needs is down: 1013

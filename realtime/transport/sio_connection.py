@@ -24,7 +24,7 @@ from realtime.core import metrics
 from realtime.core.constants import CloseCode, CloseReason
 from realtime.core.errors import ErrorCode, ServiceUnavailable
 from realtime.handlers.dispatch import dispatch
-from realtime.handlers.lifecycle import account_state, close_session
+from realtime.handlers.lifecycle import close_session
 from realtime.handlers.recovery import open_socketio
 from realtime.protocol.base import FrameError, Inbound
 from realtime.protocol.engineio import (
@@ -214,7 +214,7 @@ class SioConnection:
         token = auth.get("token") if isinstance(auth.get("token"), str) else None
         try:
             await session.check_connect()
-            state = await session.admit(token or token_from_handshake(session.scope), account_state)
+            await session.admit(token or token_from_handshake(session.scope))
         except AuthError as exc:
             self._refuse(exc.code)
             return
@@ -225,7 +225,7 @@ class SioConnection:
         if self._handshake_timer is not None:
             self._handshake_timer.cancel()
         try:
-            await open_socketio(session, auth, self._answer, state)
+            await open_socketio(session, auth, self._answer)
         except ServiceUnavailable:
             session.close(CloseCode.TRY_AGAIN_LATER, CloseReason.SERVICE_UNAVAILABLE)
 

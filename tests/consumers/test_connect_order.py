@@ -126,3 +126,27 @@ async def test_an_event_sent_after_the_socketio_connect_answer_reaches_the_clien
     assert frames[0].startswith('42["sync:initial"'), frames
     assert frames[1].startswith('42["test:after",{"n":3}'), frames
     await comm.disconnect()
+
+
+async def test_a_block_made_while_the_connection_opens_holds(
+    monkeypatch: pytest.MonkeyPatch, make_user: Any
+) -> None:
+    """A block stored after the handshake checked the token but before the connection is in
+    its rooms (so before it could hear the ``blocks`` control) still applies: the account's
+    state is read once the connection is in its rooms."""
+    user, pest = await database_sync_to_async(lambda: (make_user(), make_user()))()
+    real: Callable[..., Awaitable[Any]] = Session.open
+
+    async def block_then_open(self: Session, *args: Any, **kwargs: Any) -> Any:
+        await database_sync_to_async(Block.objects.create)(owner=user, blocked=pest)
+        return await real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Session, "open", block_then_open)
+    comm = await connect(f"/ws/game/?token={access_for(user)}")
+    assert (await comm.receive_json_from(timeout=WS_TIMEOUT))["event"] == "sync:initial"
+    broadcast = (await app_runtime()).broadcast
+    await broadcast.to_room(f"user:{user.pk}", "test:after", {"n": 1}, sender=pest.pk)
+    await broadcast.to_room(f"user:{user.pk}", "test:after", {"n": 2})
+    frame = await comm.receive_json_from(timeout=WS_TIMEOUT)
+    assert (frame["event"], frame["data"]) == ("test:after", {"n": 2}), frame
+    await comm.disconnect()
