@@ -74,8 +74,7 @@ class StoredPosition:
 
 
 def character_positions_save(*, positions: Sequence[StoredPosition]) -> int:
-    """Write live positions behind, in one transaction (one statement for one position, as at
-    a disconnect); returns how many rows changed.
+    """Write live positions behind, in one transaction; returns how many rows changed.
 
     A position is written only while the character is still in the zone it was measured in,
     so a late write-behind can never move a character back into a zone it has left.
@@ -86,13 +85,10 @@ def character_positions_save(*, positions: Sequence[StoredPosition]) -> int:
         (p.position.x, p.position.y, p.position.z, p.position.direction, p.character_id, p.zone_id)
         for p in positions
     ]
-    statement = _position_update_statement(connection.vendor)
-    if len(rows) == 1:
-        with connection.cursor() as cursor:
-            cursor.execute(statement, rows[0])
-            return int(cursor.rowcount)
+    # Always in a transaction, even for one row: a write given up on (database stalled) must
+    # never be applied later, and only a COMMIT that never arrives guarantees that.
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.executemany(statement, rows)
+        cursor.executemany(_position_update_statement(connection.vendor), rows)
         return int(cursor.rowcount)
 
 
@@ -100,8 +96,8 @@ def character_positions_save(*, positions: Sequence[StoredPosition]) -> int:
 def _position_update_statement(vendor: str) -> str:
     """One character's position, while it is in the given zone. Written by hand (names from
     the model): every disconnect writes one, and the ORM's UPDATE cost ~1.3 ms of CPU to build
-    against ~0.1 ms to run (bench/README.md); many run as one ``executemany`` (psycopg
-    pipelines them)."""
+    against ~0.2 ms to run in its transaction (bench/README.md); many run as one
+    ``executemany`` (psycopg pipelines them)."""
     qn = connection.ops.quote_name
     meta = Character._meta
     pos_x, pos_y, pos_z, direction, zone = (
@@ -116,7 +112,8 @@ def _position_update_statement(vendor: str) -> str:
 def character_status_set(*, character_id: int, status: str) -> None:
     if status not in rules.STATUSES:
         raise CharacterError(f"Unknown status '{status[:32]}'")
-    Character.objects.filter(pk=character_id).update(status=status)
+    with transaction.atomic():  # never applied later if the database stalls (realtime.core.db)
+        Character.objects.filter(pk=character_id).update(status=status)
 
 
 def character_mana_spend(*, character_id: int, amount: int) -> int | None:

@@ -7,7 +7,8 @@ A call that overruns is not awaited further: the socket of the connection it is 
 shut down, so the ORM thread is freed and the server drops the transaction (its COMMIT never
 arrives), and the database is marked down until a probe in a thread of its own can connect
 again. Errors that are the request's own (an integrity error, a bug) are not outages and
-propagate as they are.
+propagate as they are. So every write a caller may be refused must run in a transaction: a
+lone autocommitted statement that reached the server before the stall would still be applied.
 
 The deadline counts from the moment a call starts on the ORM thread, not from when it was
 queued: a burst of requests waiting their turn behind a database that answers is load, not an
