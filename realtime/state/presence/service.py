@@ -151,15 +151,8 @@ class Presence:
             removal = await self.store.remove(session.socket_id, now_ms=now_ms())
             if removal is None:
                 return
-            entry = removal.entry
-            if removal.character_left:
-                await self._character_offline(entry)
             self.record(session, "disconnect", {"code": session.close_code})
-            previous, current = await self.store.user_left(
-                entry.user_id, max(entry.active_at, 0), now_ms=now_ms()
-            )
-            if previous != current:
-                await self._announce(entry, current)
+            await self._gone(removal.entry, removal.character_left)
 
     async def wake(self, session: Connection) -> None:
         """An away connection sent an event: it is active again."""
@@ -297,10 +290,15 @@ class Presence:
                 await self._status(session.user_id, entry)
 
     async def _gone(self, entry: ConnEntry, character_left: bool) -> None:
+        """An entry was removed (its connection ended, or it expired): ``offline`` to its zone
+        when its character has no connection left, its user's last seen and status."""
         if character_left:
             await self._character_offline(entry)
-        await self.store.set_last_seen(entry.user_id, max(entry.active_at, 0))
-        await self._status(entry.user_id, entry)
+        previous, current = await self.store.user_left(
+            entry.user_id, max(entry.active_at, 0), now_ms=now_ms()
+        )
+        if previous != current:
+            await self._announce(entry, current)
 
     def _offline_event(self, entry: ConnEntry) -> tuple[str, str, Any, str] | None:
         # Excluding the connection that left changes nothing for live delivery (it is gone, or

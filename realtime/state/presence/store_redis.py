@@ -195,6 +195,19 @@ def _sorted(raw: list[bytes]) -> list[ConnEntry]:
     return sorted(map(entry_from_json, raw), key=lambda e: e.socket_id)
 
 
+def _status_keys(user_id: int) -> list[str]:
+    return [_k("user", user_id), _k("active", user_id), _k("status", user_id)]
+
+
+async def _then_status(client: Redis, pipe: Any, user_id: int, now_ms: int) -> tuple[str, str]:
+    """Queue ``user_status`` last on ``pipe``, run it; the (previous, new) status."""
+    await client.register_script(_STATUS_LUA)(
+        keys=_status_keys(user_id), args=[_k(), now_ms], client=pipe
+    )
+    previous, new = (await pipe.execute())[-1]
+    return previous.decode(), new.decode()
+
+
 def _activity_calls(
     pipe: Any, user_id: int, activity: dict[str, Any], keep: int, ttl_s: int
 ) -> None:
@@ -232,26 +245,17 @@ class RedisPresenceStore:
     @redis_guarded("presence")
     async def put_connected(self, entry: ConnEntry, *, now_ms: int, ttl_ms: int) -> tuple[str, str]:
         client: Redis = async_redis()
-        uid = entry.user_id
         async with client.pipeline(transaction=False) as pipe:
             keys, args = _put_call(entry, now_ms, ttl_ms)
             await client.register_script(_PUT_LUA)(keys=keys, args=args, client=pipe)
-            keys = [_k("user", uid), _k("active", uid), _k("status", uid)]
-            await client.register_script(_STATUS_LUA)(keys=keys, args=[_k(), now_ms], client=pipe)
-            results = await pipe.execute()
-        previous, new = results[1]
-        return previous.decode(), new.decode()
+            return await _then_status(client, pipe, entry.user_id, now_ms)
 
     @redis_guarded("presence")
     async def user_left(self, user_id: int, seen_ms: int, *, now_ms: int) -> tuple[str, str]:
         client: Redis = async_redis()
         async with client.pipeline(transaction=False) as pipe:
             pipe.set(_k("seen", user_id), seen_ms, ex=LAST_SEEN_TTL_S)
-            keys = [_k("user", user_id), _k("active", user_id), _k("status", user_id)]
-            await client.register_script(_STATUS_LUA)(keys=keys, args=[_k(), now_ms], client=pipe)
-            results = await pipe.execute()
-        previous, new = results[1]
-        return previous.decode(), new.decode()
+            return await _then_status(client, pipe, user_id, now_ms)
 
     @redis_guarded("presence")
     async def remove(
@@ -289,8 +293,7 @@ class RedisPresenceStore:
 
     @redis_guarded("presence")
     async def user_status(self, user_id: int, *, now_ms: int) -> tuple[str, str]:
-        keys = [_k("user", user_id), _k("active", user_id), _k("status", user_id)]
-        previous, new = await self._eval(_STATUS_LUA, keys, [_k(), now_ms])
+        previous, new = await self._eval(_STATUS_LUA, _status_keys(user_id), [_k(), now_ms])
         return previous.decode(), new.decode()
 
     @redis_guarded("presence")
@@ -305,8 +308,7 @@ class RedisPresenceStore:
             chunk = unique[start : start + BATCH]
             async with client.pipeline(transaction=False) as pipe:
                 for uid in chunk:
-                    keys = [_k("user", uid), _k("active", uid), _k("status", uid)]
-                    await script(keys=keys, args=[_k(), now_ms], client=pipe)
+                    await script(keys=_status_keys(uid), args=[_k(), now_ms], client=pipe)
                 results = await pipe.execute()
             for uid, (previous, new) in zip(chunk, results, strict=True):
                 statuses[uid] = (previous.decode(), new.decode())
