@@ -69,6 +69,19 @@ def recoverable_end(code: int | None, reason: str | None) -> bool:
     return code not in NOT_RECOVERED and reason != CloseReason.CLIENT_DISCONNECT
 
 
+def forget_handshake(scope: Scope) -> None:
+    """Empty the handshake's header and subprotocol lists once the connection is admitted.
+
+    They are read only to admit it (origin, token, subprotocol, client IP: ``auth.sources``),
+    and every copy of the scope (the server's, each middleware's) shares the same lists, which
+    hold ~1.6 KB per connection, the token among them, for the life of the connection.
+    """
+    for key in ("headers", "subprotocols"):
+        value = scope.get(key)
+        if isinstance(value, list):
+            value.clear()
+
+
 class Session:
     """State and outbound side of one connection; implements the hub's ``Member``."""
 
@@ -346,6 +359,7 @@ class Session:
     async def admit(self, raw_token: str | None) -> None:
         """Authenticate; raises ``AuthError`` (the caller refuses with its code)."""
         self.token, self.account = await authenticate(self.ip, raw_token, self.runtime.limiter)
+        forget_handshake(self.scope)
 
     def refuse_frames(self, code: str) -> tuple[str, int]:
         """The message and close code for a refused handshake."""

@@ -1,9 +1,7 @@
 """The native JSON transport at ``/ws/game/`` (PROTOCOL.md §1.1): a thin consumer.
 
 It accepts, finds the token, and turns frames into requests for the shared session and
-dispatch code. Channels' per-event ``aclose_old_connections()`` thread hop is skipped: this
-consumer never touches the database itself, and every database call goes through
-``database_sync_to_async``, which manages connections around each call.
+dispatch code.
 """
 
 from __future__ import annotations
@@ -13,7 +11,6 @@ import logging
 import time
 from typing import Any
 
-from channels.consumer import AsyncConsumer
 from channels.exceptions import StopConsumer
 from django.conf import settings
 
@@ -29,10 +26,9 @@ from realtime.protocol.base import FrameError, Inbound
 from realtime.protocol.native import NATIVE
 from realtime.protocol.payloads import AUTH
 from realtime.transport.app import app_runtime
+from realtime.transport.consumer import DirectConsumer
 
 logger = logging.getLogger(__name__)
-
-NO_LAYER = "__none__"  # connections get no channel-layer channel: rooms go through the hub
 
 
 def frame_size(message: dict[str, Any]) -> int:
@@ -43,17 +39,10 @@ def frame_size(message: dict[str, Any]) -> int:
     return len(data) if data is not None else 0
 
 
-class NativeConsumer(AsyncConsumer):  # type: ignore[misc]
-    channel_layer_alias = NO_LAYER
-
+class NativeConsumer(DirectConsumer):
     session: Session | None = None
     _auth_timer: asyncio.TimerHandle | None = None
     _awaiting_auth_frame = False
-
-    async def dispatch(self, message: dict[str, Any]) -> None:
-        handler = getattr(self, message["type"].replace(".", "_"), None)
-        if handler is not None:
-            await handler(message)
 
     async def websocket_connect(self, message: dict[str, Any]) -> None:
         if not origin_allowed(self.scope):

@@ -19,7 +19,6 @@ import time
 from typing import Any
 from urllib.parse import parse_qs
 
-from channels.consumer import AsyncConsumer
 from channels.exceptions import StopConsumer
 from django.conf import settings
 
@@ -31,7 +30,8 @@ from realtime.protocol.engineio import EIO_PING, EIO_PONG, EIO_UPGRADE, PROBE, o
 from realtime.protocol.socketio import SOCKETIO
 from realtime.runtime.runtime import Runtime
 from realtime.transport.app import app_runtime
-from realtime.transport.native import NO_LAYER, frame_size
+from realtime.transport.consumer import DirectConsumer
+from realtime.transport.native import frame_size
 from realtime.transport.polling import PollingSession, PollingSessions, new_sid
 from realtime.transport.sio_connection import SioConnection
 
@@ -51,19 +51,12 @@ def handshake_query(scope: dict[str, Any]) -> dict[str, str] | None:
     return query
 
 
-class SocketIOConsumer(AsyncConsumer):  # type: ignore[misc]
-    channel_layer_alias = NO_LAYER
-
+class SocketIOConsumer(DirectConsumer):
     # The Engine.IO session this socket carries (its own, or a polling one it took over).
     connection: SioConnection | None = None
     # The polling session this socket is upgrading (or has upgraded).
     polling: PollingSession | None = None
     _upgrade_timer: asyncio.TimerHandle | None = None
-
-    async def dispatch(self, message: dict[str, Any]) -> None:
-        handler = getattr(self, message["type"].replace(".", "_"), None)
-        if handler is not None:
-            await handler(message)
 
     # --- handshake ------------------------------------------------------------------------
 

@@ -12,7 +12,9 @@ uvicorn`` does). Everything is uvicorn's own ``websockets-sansio`` implementatio
   answers it is aborted after ``AETURNIS_CLOSE_GRACE_S`` (uvicorn's own close waits for a
   buffer that a client that stopped reading never drains);
 * every received message carries the time its bytes reached the process
-  (``"aeturnis.rx"``, epoch seconds), so movement is judged on arrival (PROTOCOL.md §5.2).
+  (``"aeturnis.rx"``, epoch seconds), so movement is judged on arrival (PROTOCOL.md §5.2);
+* an idle connection holds less: a lean inbox and writable flag instead of an asyncio queue and
+  event, and no handshake request once the accept is sent.
 
 This module is imported by uvicorn before Django is set up (``Config.load``): it uses only
 uvicorn, the standard library and the pure frame helpers.
@@ -20,16 +22,18 @@ uvicorn, the standard library and the pure frame helpers.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import time
 from collections.abc import Callable
 from typing import Any, cast
 
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
-from websockets.protocol import State
+from websockets.protocol import Protocol, State
+from websockets.server import ServerProtocol
+from websockets.streams import StreamReader
 
-from realtime.core.constants import RAW_SOCKET, RX_KEY
+from realtime.core.constants import RAW_SOCKET
+from realtime.transport.inbox import Flag, Inbox
 
 
 def _close_grace_s() -> float:
@@ -40,17 +44,27 @@ def _close_grace_s() -> float:
         return 10.0
 
 
-class _StampingQueue(asyncio.Queue[Any]):
-    """The protocol's queue to the application, adding the arrival time to each message."""
+_BETWEEN_FRAMES = StreamReader.at_eof.__code__
 
-    def __init__(self, protocol: WebSocketProtocol) -> None:
-        super().__init__()
-        self._protocol = protocol
 
-    def put_nowait(self, item: Any) -> None:
-        if item.get("type") == "websocket.receive":
-            item[RX_KEY] = self._protocol.rx_time
-        super().put_nowait(item)
+def _forget_request(conn: ServerProtocol) -> None:
+    """Restart ``conn``'s frame parser without the handshake's request.
+
+    websockets parses the handshake and then every frame in one generator, whose frame keeps
+    the request (with its headers) for the life of the connection: ~2 KB per connection. Once
+    the handshake is done, and while that generator waits between two frames (nothing of a
+    frame consumed), a fresh frame parser is the same state without the request. In any other
+    state, or if websockets changes its parser, nothing is touched.
+    """
+    outer = conn.parser
+    inner = getattr(outer, "gi_yieldfrom", None)
+    waiting = getattr(inner, "gi_yieldfrom", None)
+    if getattr(waiting, "gi_code", None) is not _BETWEEN_FRAMES:
+        return
+    parser = Protocol.parse(conn)
+    next(parser)
+    conn.parser = parser
+    outer.close()
 
 
 class _UvicornSocket:
@@ -99,9 +113,15 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.queue = _StampingQueue(self)
+        # Lean replacements for uvicorn's asyncio.Queue and asyncio.Event (inbox.py).
+        self.queue = Inbox(self.arrival)  # type: ignore[assignment]
+        self.writable = Flag()  # type: ignore[assignment]
         self.rx_time = 0.0
         self.raw_socket = _UvicornSocket(self)
+
+    def arrival(self) -> float:
+        """When the bytes of the message being read reached the process."""
+        return self.rx_time
 
     def data_received(self, data: bytes) -> None:
         self.rx_time = time.time()
@@ -120,6 +140,7 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
             # Dropped, they are ~1.7 KB less per connection.
             self.request = None  # type: ignore[assignment]
             self.response = None  # type: ignore[assignment]
+            _forget_request(self.conn)
 
     def resume_writing(self) -> None:
         super().resume_writing()
