@@ -34,7 +34,9 @@ class SlowLane:
     __slots__ = ("_barriers", "_closed", "_jobs", "_room", "_task")
 
     def __init__(self) -> None:
-        self._jobs: deque[tuple[Job, bool]] = deque()
+        # Created when a job is queued and dropped when the lane empties: an idle connection
+        # holds no deque (760 bytes each).
+        self._jobs: deque[tuple[Job, bool]] | None = None
         self._task: asyncio.Task[None] | None = None
         self._barriers = 0
         # Set while the lane has room; created the first time it fills.
@@ -49,13 +51,15 @@ class SlowLane:
     async def submit(self, job: Job, *, barrier: bool = False) -> bool:
         """Queue ``job``, once the lane has room; False (not queued) when the lane was closed
         meanwhile (the connection is gone)."""
-        while len(self._jobs) >= SLOW_LANE_LIMIT and not self._closed:
+        while self._jobs is not None and len(self._jobs) >= SLOW_LANE_LIMIT and not self._closed:
             if self._room is None:
                 self._room = asyncio.Event()
             self._room.clear()
             await self._room.wait()
         if self._closed:
             return False
+        if self._jobs is None:
+            self._jobs = deque()
         self._jobs.append((job, barrier))
         if barrier:
             self._barriers += 1
@@ -67,6 +71,8 @@ class SlowLane:
         try:
             while self._jobs:
                 job, barrier = self._jobs.popleft()
+                if not self._jobs:
+                    self._jobs = None
                 if self._room is not None:
                     self._room.set()
                 try:
@@ -82,7 +88,7 @@ class SlowLane:
     def close(self) -> None:
         """The connection is gone: what waits is dropped, what runs is cancelled."""
         self._closed = True
-        self._jobs.clear()
+        self._jobs = None
         self._barriers = 0
         if self._room is not None:
             self._room.set()

@@ -121,7 +121,8 @@ class SocketOutbound:
         self._limit = limit_bytes
         self._on_overflow = on_overflow
         self._on_error = on_error
-        self._queue: deque[bytes] = deque()
+        # Only while the socket is congested; None otherwise (an idle connection holds no deque).
+        self._queue: deque[bytes] | None = None
         self._queued = 0
         self._closing: tuple[int, str] | None = None
         self.dead = False
@@ -138,6 +139,8 @@ class SocketOutbound:
             return
         data = frame.wire
         if self._queue or not self._raw.writable():
+            if self._queue is None:
+                self._queue = deque()
             self._queue.append(data)
             self._queued += len(data)
             if self._queued + self._raw.buffered() > self._limit:
@@ -155,7 +158,7 @@ class SocketOutbound:
             return
         self.sealed = True
         if drop_queued:
-            self._queue.clear()
+            self._queue = None
             self._queued = 0
         if self._queue:
             self._closing = (code, reason)
@@ -181,7 +184,9 @@ class SocketOutbound:
                 self._write_batch(batch)
                 batch = []
         self._write_batch(batch)
-        if not self._queue and self._closing is not None and not self.dead:
+        if not self._queue:
+            self._queue = None
+        if self._queue is None and self._closing is not None and not self.dead:
             code, reason = self._closing
             self._closing = None
             self._close_now(code, reason)
@@ -201,7 +206,7 @@ class SocketOutbound:
     def kill(self) -> None:
         """Stop delivering (the socket is gone); what was queued is dropped."""
         self.dead = True
-        self._queue.clear()
+        self._queue = None
         self._queued = 0
         self._raw.on_drain(None)
 
