@@ -97,29 +97,39 @@ end
 """
 _PUT_LUA = _LUA_PRELUDE + _PUT_FN + "return put_entry()"
 
-# KEYS: conn hash, conns zset. ARGV: prefix, socket, now. Returns {data, left} or nil.
+# remove_entry(): KEYS: conn hash, conns zset. ARGV: prefix, socket, now, expired only '0'|'1'.
+# Returns {data, character_left 0|1, uid} or nil.
+_REMOVE_FN = """
+local function remove_entry()
+  local sid, now = ARGV[2], ARGV[3]
+  if ARGV[4] == '1' then
+    local score = redis.call('ZSCORE', KEYS[2], sid)
+    if not score or tonumber(score) > tonumber(now) then return nil end
+  end
+  if redis.call('ZREM', KEYS[2], sid) == 0 then return nil end
+  local old = redis.call('HMGET', KEYS[1], 'd', 'uid', 'cid', 'zone')
+  if not old[1] then return nil end
+  redis.call('DEL', KEYS[1])
+  redis.call('ZREM', p .. ':user:' .. old[2], sid)
+  redis.call('ZREM', p .. ':active:' .. old[2], sid)
+  if old[4] then redis.call('ZREM', p .. ':zone:' .. old[4], sid) end
+  local left = 0
+  if old[3] then
+    local ck = p .. ':char:' .. old[3]
+    redis.call('ZREM', ck, sid)
+    if gone(ck, now) then left = 1 end
+  end
+  return {old[1], left, old[2]}
+end
+"""
+# KEYS, ARGV: remove_entry's. Returns {data, left} or nil.
 _REMOVE_LUA = (
     _LUA_PRELUDE
+    + _REMOVE_FN
     + """
-local sid, now = ARGV[2], ARGV[3]
-if ARGV[4] == '1' then
-  local score = redis.call('ZSCORE', KEYS[2], sid)
-  if not score or tonumber(score) > tonumber(now) then return nil end
-end
-if redis.call('ZREM', KEYS[2], sid) == 0 then return nil end
-local old = redis.call('HMGET', KEYS[1], 'd', 'uid', 'cid', 'zone')
-if not old[1] then return nil end
-redis.call('DEL', KEYS[1])
-redis.call('ZREM', p .. ':user:' .. old[2], sid)
-redis.call('ZREM', p .. ':active:' .. old[2], sid)
-if old[4] then redis.call('ZREM', p .. ':zone:' .. old[4], sid) end
-local left = 0
-if old[3] then
-  local ck = p .. ':char:' .. old[3]
-  redis.call('ZREM', ck, sid)
-  if gone(ck, now) then left = 1 end
-end
-return {old[1], left}
+local removed = remove_entry()
+if not removed then return nil end
+return {removed[1], removed[2]}
 """
 )
 
@@ -170,6 +180,25 @@ _USER_LEFT_LUA = (
     + """
 redis.call('SET', KEYS[4], ARGV[3], 'EX', ARGV[4])
 return user_status(KEYS[1], KEYS[2], KEYS[3], ARGV[2])
+"""
+)
+
+# A connection's end: its entry removed (as _REMOVE_LUA), then, if there was one, its user's
+# last seen (the entry's active_at) and status (as _USER_LEFT_LUA), in one round trip. KEYS,
+# ARGV: remove_entry's. Returns {data, left, previous, new} or nil.
+_DISCONNECT_LUA = (
+    _LUA_PRELUDE
+    + _REMOVE_FN
+    + _STATUS_FN
+    + """
+local removed = remove_entry()
+if not removed then return nil end
+local uid = removed[3]
+local seen = math.max(cjson.decode(removed[1]).active_at, 0)
+redis.call('SET', p .. ':seen:' .. uid, string.format('%d', seen), 'EX', ARGV[5])
+local status = user_status(p .. ':user:' .. uid, p .. ':active:' .. uid, p .. ':status:' .. uid,
+  ARGV[3])
+return {removed[1], removed[2], status[1], status[2]}
 """
 )
 
@@ -284,6 +313,18 @@ class RedisPresenceStore:
             return None
         data, left = result
         return Removal(entry_from_json(data), bool(left))
+
+    @redis_guarded("presence")
+    async def disconnect(
+        self, socket_id: str, *, now_ms: int
+    ) -> tuple[Removal, tuple[str, str]] | None:
+        keys = [_k("conn", socket_id), _k("conns")]
+        args = [_k(), socket_id, now_ms, 0, LAST_SEEN_TTL_S]
+        result = await self._eval(_DISCONNECT_LUA, keys, args)
+        if result is None:
+            return None
+        data, left, previous, new = result
+        return Removal(entry_from_json(data), bool(left)), (previous.decode(), new.decode())
 
     @redis_guarded("presence")
     async def remove_many(self, socket_ids: Sequence[str], *, now_ms: int) -> list[Removal | None]:
