@@ -17,6 +17,7 @@ from realtime.core.health import REDIS
 from realtime.core.redis_client import redis_enabled
 from realtime.core.sql import column, pk, table
 from realtime.models import Ban, RevokedToken
+from realtime.state.gate import AUTH_BLOCK, GateReading, connect_gate
 from realtime.state.ratelimit import BLOCK_SECONDS, RateLimiter
 from realtime.state.stores import blocked_ips
 
@@ -71,32 +72,43 @@ def check_account(user_id: int, jti: str) -> AccountCheck:
     return AccountCheck(account, bool(is_active) and not banned, bool(revoked))
 
 
-async def check_connect_allowed(ip: str, limiter: RateLimiter) -> None:
+async def check_connect_allowed(ip: str, limiter: RateLimiter) -> GateReading:
     """Count this connection against its IP; raises ``CONNECTION_RATE_LIMITED`` when over, and
-    ``ServiceUnavailable`` while Redis (rooms, presence) is down: the client tries again later."""
+    ``ServiceUnavailable`` while Redis (rooms, presence) is down: the client tries again later.
+    Returns what the gate read, for ``authenticate`` right after it (one Redis round trip for
+    both, ``realtime.state.gate``)."""
     if redis_enabled():
         REDIS.check()
-    if await blocked_ips.aremaining(f"connect:{ip}") > 0:
-        raise AuthError(ErrorCode.CONNECTION_RATE_LIMITED)
-    verdict = await limiter.hit("connect", ip)
-    if not verdict.allowed:
-        await blocked_ips.aset(f"connect:{ip}", BLOCK_SECONDS["connect"])
+    gate = await connect_gate(ip, limiter)
+    if gate.limited:
         logger.warning("connection rate exceeded, blocking %s", ip)
+    if gate.refused:
         raise AuthError(ErrorCode.CONNECTION_RATE_LIMITED)
+    return gate
 
 
 async def _record_failure(ip: str, limiter: RateLimiter) -> None:
     await limiter.hit("auth_failures", ip)
     if await limiter.count("auth_failures", ip) >= limiter.limits["auth_failures"].amount:
-        await blocked_ips.aset(f"auth:{ip}", BLOCK_SECONDS["auth_failures"])
+        await blocked_ips.aset(AUTH_BLOCK.format(ip=ip), BLOCK_SECONDS["auth_failures"])
         logger.warning("too many failed authentications, blocking %s", ip)
 
 
 async def authenticate(
-    ip: str, raw_token: str | None, limiter: RateLimiter
+    ip: str, raw_token: str | None, limiter: RateLimiter, gate: GateReading | None = None
 ) -> tuple[TokenInfo, Account]:
-    """Admit a token from ``ip`` or raise ``AuthError`` with the contract's code."""
-    if await blocked_ips.aremaining(f"auth:{ip}") > 0:
+    """Admit a token from ``ip`` or raise ``AuthError`` with the contract's code.
+
+    ``gate``: what ``check_connect_allowed`` read just before (its auth block, whether failures
+    are on record); without it they are read here. A success clears the IP's failures. When the
+    gate found none in Redis, there is nothing there to clear: a failure recorded since then
+    counts as after this success (it raced with it, and could have landed after the clear), so
+    only this process's fallback window is cleared, without a round trip."""
+    if gate is None:
+        auth_blocked = await blocked_ips.aremaining(AUTH_BLOCK.format(ip=ip)) > 0
+    else:
+        auth_blocked = gate.auth_blocked
+    if auth_blocked:
         raise AuthError(ErrorCode.AUTH_RATE_LIMITED)
     if raw_token is None:
         raise AuthError(ErrorCode.AUTH_REQUIRED)
@@ -112,5 +124,5 @@ async def authenticate(
         raise
     if not found.allowed:
         raise AuthError(ErrorCode.USER_BANNED)
-    await limiter.clear("auth_failures", ip)
+    await limiter.clear("auth_failures", ip, shared=gate is None or gate.failures)
     return info, found.account

@@ -39,6 +39,7 @@ from realtime.fanout.history import StreamPosition
 from realtime.protocol.base import Codec, Inbound, encode_data
 from realtime.protocol.frames import Frame
 from realtime.runtime.runtime import Runtime
+from realtime.state.gate import GateReading
 from realtime.state.playing import Playing
 from realtime.state.recovery import RecoveryRecord
 
@@ -353,12 +354,16 @@ class Session:
 
     # --- handshake ----------------------------------------------------------------------
 
-    async def check_connect(self) -> None:
-        await check_connect_allowed(self.ip, self.runtime.limiter)
+    async def check_connect(self) -> GateReading:
+        """The per-IP gate; what it read goes to ``admit`` when the token is already known."""
+        return await check_connect_allowed(self.ip, self.runtime.limiter)
 
-    async def admit(self, raw_token: str | None) -> None:
-        """Authenticate; raises ``AuthError`` (the caller refuses with its code)."""
-        self.token, self.account = await authenticate(self.ip, raw_token, self.runtime.limiter)
+    async def admit(self, raw_token: str | None, gate: GateReading | None = None) -> None:
+        """Authenticate; raises ``AuthError`` (the caller refuses with its code). ``gate``:
+        ``check_connect``'s reading, when this follows it at once."""
+        self.token, self.account = await authenticate(
+            self.ip, raw_token, self.runtime.limiter, gate
+        )
         forget_handshake(self.scope)
 
     def refuse_frames(self, code: str) -> tuple[str, int]:

@@ -98,14 +98,13 @@ async def enter_world(
         await _leave_playing(session, previous)
         if previous.character_id != view.id:
             await runtime.positions.flush_character(previous.character_id)
-    live = await runtime.live.get(view.id)
-    carried = live is not None and live.zone_id == view.zone.id
-    position = live.position if live is not None and carried else view.position
-    # The movement budget starts (empty) at the selection (PROTOCOL.md §5.2).
+    # The movement budget starts (empty) at the selection (PROTOCOL.md §5.2); a live position
+    # in the same zone is carried over.
     since = now_s() if at is None else at
-    await runtime.live.put(
-        LiveState(view.id, view.zone.id, view.zone.key, position, since), dirty=carried
+    live = await runtime.live.enter(
+        LiveState(view.id, view.zone.id, view.zone.key, view.position, since)
     )
+    position = live.position
     playing = session.playing = Playing.of(view)
     joined = await session.join_many(
         [

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol, cast
 
 from characters.rules import Position
@@ -40,6 +40,13 @@ class LiveStore(Protocol):
 
     async def put(self, state: LiveState, *, dirty: bool) -> None: ...
 
+    async def enter(self, state: LiveState) -> LiveState:
+        """Store ``state`` for a new selection of its character (its budget empty from
+        ``since``), keeping the stored position when the stored state is in the same zone: that
+        position may not be written yet, so it stays dirty; otherwise ``state``'s position (the
+        database's) is stored clean. Returns the state stored."""
+        ...
+
     async def take_dirty(self, limit: int) -> list[LiveState]: ...
 
     async def mark_dirty(self, character_ids: list[int]) -> None: ...
@@ -62,6 +69,14 @@ class LocalLiveStore:
             self._dirty.add(state.character_id)
         else:
             self._dirty.discard(state.character_id)
+
+    async def enter(self, state: LiveState) -> LiveState:
+        live = self._states.get(state.character_id)
+        carried = live is not None and live.zone_id == state.zone_id
+        if live is not None and carried:
+            state = replace(state, position=live.position)
+        await self.put(state, dirty=carried)
+        return state
 
     async def take_dirty(self, limit: int) -> list[LiveState]:
         taken: list[LiveState] = []
@@ -87,6 +102,36 @@ class LocalLiveStore:
 
 
 _FIELDS = ["zone_id", "zone", "x", "y", "z", "d", "since", "budget"]
+
+# KEYS: the character's hash, the dirty set. ARGV: character id, then the new state's _FIELDS
+# values, then the hash's ttl (s). The stored position is kept when the stored state is whole
+# (as _decode reads it) and in the same zone. Returns the kept {x, y, z, d}, or false.
+_ENTER_LUA = """
+local old = redis.call('HMGET', KEYS[1], 'zone_id', 'zone', 'x', 'y', 'z', 'd', 'since')
+local carried = old[1] == ARGV[2]
+for i = 2, 7 do
+  if not old[i] then carried = false end
+end
+if carried then
+  redis.call('HSET', KEYS[1], 'zone_id', ARGV[2], 'zone', ARGV[3], 'since', ARGV[8],
+    'budget', ARGV[9])
+  redis.call('SADD', KEYS[2], ARGV[1])
+else
+  redis.call('HSET', KEYS[1], 'zone_id', ARGV[2], 'zone', ARGV[3], 'x', ARGV[4], 'y', ARGV[5],
+    'z', ARGV[6], 'd', ARGV[7], 'since', ARGV[8], 'budget', ARGV[9])
+  redis.call('SREM', KEYS[2], ARGV[1])
+end
+redis.call('EXPIRE', KEYS[1], ARGV[10])
+if carried then return {old[3], old[4], old[5], old[6]} end
+return false
+"""
+
+
+def _encode(state: LiveState) -> list[int | str]:
+    """``state``'s values in ``_FIELDS`` order, as the hash stores them."""
+    p = state.position
+    floats = [p.x, p.y, p.z, p.direction, state.since, state.budget]
+    return [state.zone_id, state.zone, *map(repr, floats)]
 
 
 def _decode(character_id: int, raw: list[bytes | None]) -> LiveState | None:
@@ -125,28 +170,27 @@ class RedisLiveStore:
 
     @redis_guarded("live")
     async def put(self, state: LiveState, *, dirty: bool) -> None:
-        p = state.position
         pipe = async_redis().pipeline(transaction=False)
         name = self._key(state.character_id)
-        pipe.hset(
-            name,
-            mapping={
-                "zone_id": state.zone_id,
-                "zone": state.zone,
-                "x": repr(p.x),
-                "y": repr(p.y),
-                "z": repr(p.z),
-                "d": repr(p.direction),
-                "since": repr(state.since),
-                "budget": repr(state.budget),
-            },
-        )
+        pipe.hset(name, mapping=dict(zip(_FIELDS, _encode(state), strict=True)))
         pipe.expire(name, LIVE_TTL_S)
         if dirty:
             pipe.sadd(self._dirty_key, state.character_id)
         else:
             pipe.srem(self._dirty_key, state.character_id)
         await pipe.execute()
+
+    @redis_guarded("live")
+    async def enter(self, state: LiveState) -> LiveState:
+        """One round trip: the stored state read and the new one written by one script."""
+        client = async_redis()
+        keys = [self._key(state.character_id), self._dirty_key]
+        args = [state.character_id, *_encode(state), LIVE_TTL_S]
+        kept = await client.register_script(_ENTER_LUA)(keys=keys, args=args)
+        if not kept:
+            return state
+        x, y, z, d = (float(value) for value in kept)
+        return replace(state, position=Position(x, y, z, d))
 
     @redis_guarded("live")
     async def take_dirty(self, limit: int) -> list[LiveState]:

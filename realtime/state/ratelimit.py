@@ -86,6 +86,7 @@ class RateLimiter:
     def __init__(self, *, local: bool = False) -> None:
         storage: Storage
         self._fallback: RateLimiter | None = None
+        self._key_prefix = f"{settings.AETURNIS_REDIS_PREFIX}:limits"
         if redis_enabled() and not local:
             self._fallback = RateLimiter(local=True)
             uri = settings.REDIS_URL.replace("redis://", "async+redis://", 1).replace(
@@ -95,13 +96,24 @@ class RateLimiter:
             storage = RedisStorage(
                 uri,
                 implementation="redispy",
-                key_prefix=f"{settings.AETURNIS_REDIS_PREFIX}:limits",
+                key_prefix=self._key_prefix,
                 connection_pool=async_redis().connection_pool,  # type: ignore[arg-type]
             )
         else:
             storage = MemoryStorage()
         self._limiter = MovingWindowRateLimiter(storage)
         self.limits = configured_limits()
+
+    @property
+    def shared(self) -> bool:
+        """Whether the windows live in Redis (shared by every process)."""
+        return self._fallback is not None
+
+    def redis_key(self, bucket: str, identity: str) -> str:
+        """The Redis key of ``bucket``'s moving window for ``identity`` (a list of the allowed
+        calls' times, as ``limits`` keeps it), for scripts that hit a limit along with other
+        work in one round trip (``realtime.state.gate``)."""
+        return f"{self._key_prefix}:{self.limits[bucket].key_for(bucket, identity)}"
 
     async def hit(self, bucket: str, identity: str) -> Verdict:
         """Record one call in ``bucket`` for ``identity`` unless it is over the limit."""
@@ -165,13 +177,15 @@ class RateLimiter:
         stats = await self._limiter.get_window_stats(item, bucket, identity)
         return item.amount - stats.remaining
 
-    async def clear(self, bucket: str, identity: str) -> None:
+    async def clear(self, bucket: str, identity: str, *, shared: bool = True) -> None:
+        """Forget ``identity``'s calls in ``bucket``; ``shared=False``: only this process's
+        fallback window (the caller knows the shared one holds nothing)."""
         item = self.limits.get(bucket)
         if item is None:
             return
         if self._fallback is not None:
             await self._fallback.clear(bucket, identity)
-            if not REDIS.up:
+            if not REDIS.up or not shared:
                 return
             try:
                 await self._limiter.clear(item, bucket, identity)

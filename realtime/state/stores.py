@@ -51,52 +51,53 @@ class ExpiringFlags:
     def __init__(self, namespace: str) -> None:
         self.namespace = namespace
 
-    def _key(self, name: str) -> str:
+    def redis_key(self, name: str) -> str:
+        """The flag's Redis key (for scripts that read it along with other keys)."""
         return key(self.namespace, name)
 
     def set(self, name: str, ttl_s: float) -> None:
         if ttl_s <= 0:
             return
         if redis_enabled():
-            sync_redis().set(self._key(name), 1, px=max(1, int(ttl_s * 1000)))
+            sync_redis().set(self.redis_key(name), 1, px=max(1, int(ttl_s * 1000)))
         else:
-            _local.set(self._key(name), ttl_s)
+            _local.set(self.redis_key(name), ttl_s)
 
     @redis_guarded("blocked-ips")
     async def aset(self, name: str, ttl_s: float) -> None:
         if ttl_s <= 0:
             return
         if redis_enabled():
-            await async_redis().set(self._key(name), 1, px=max(1, int(ttl_s * 1000)))
+            await async_redis().set(self.redis_key(name), 1, px=max(1, int(ttl_s * 1000)))
         else:
-            _local.set(self._key(name), ttl_s)
+            _local.set(self.redis_key(name), ttl_s)
 
     def remaining(self, name: str) -> float:
         """Seconds until the flag expires; 0 when it is not set."""
         if redis_enabled():
-            pttl = cast(int, sync_redis().pttl(self._key(name)))
+            pttl = cast(int, sync_redis().pttl(self.redis_key(name)))
             return max(0.0, pttl / 1000)
-        return _local.remaining(self._key(name))
+        return _local.remaining(self.redis_key(name))
 
     @redis_guarded("blocked-ips")
     async def aremaining(self, name: str) -> float:
         if redis_enabled():
-            pttl: int = await async_redis().pttl(self._key(name))
+            pttl: int = await async_redis().pttl(self.redis_key(name))
             return max(0.0, pttl / 1000)
-        return _local.remaining(self._key(name))
+        return _local.remaining(self.redis_key(name))
 
     @redis_guarded("blocked-ips")
     async def adelete(self, name: str) -> None:
         if redis_enabled():
-            await async_redis().delete(self._key(name))
+            await async_redis().delete(self.redis_key(name))
         else:
-            _local.delete(self._key(name))
+            _local.delete(self.redis_key(name))
 
     def delete(self, name: str) -> None:
         if redis_enabled():
-            sync_redis().delete(self._key(name))
+            sync_redis().delete(self.redis_key(name))
         else:
-            _local.delete(self._key(name))
+            _local.delete(self.redis_key(name))
 
 
 blocked_ips = ExpiringFlags("blocked-ip")

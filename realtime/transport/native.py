@@ -61,12 +61,12 @@ class NativeConsumer(DirectConsumer):
             session.server_shutdown(settings.AETURNIS_SHUTDOWN_RECONNECT_AFTER_MS)
             return
         try:
-            await session.check_connect()
+            gate = await session.check_connect()
             token = token_from_handshake(self.scope)
             if token is None:
                 self._await_auth_frame()
                 return
-            await session.admit(token)
+            await session.admit(token, gate)
             await open_session(session)
         except AuthError as exc:
             self.refuse(exc.code)

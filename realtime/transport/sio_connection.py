@@ -213,8 +213,8 @@ class SioConnection:
         auth = packet.data if isinstance(packet.data, dict) else {}
         token = auth.get("token") if isinstance(auth.get("token"), str) else None
         try:
-            await session.check_connect()
-            await session.admit(token or token_from_handshake(session.scope))
+            gate = await session.check_connect()
+            await session.admit(token or token_from_handshake(session.scope), gate)
         except AuthError as exc:
             self._refuse(exc.code)
             return

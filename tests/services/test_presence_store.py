@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -269,6 +270,30 @@ async def test_user_left_keeps_last_seen_and_reports_the_status(store: PresenceS
     await store.remove("s2", now_ms=T0 + 2)
     assert await store.user_left(uid, T0 + 2, now_ms=T0 + 2) == ("online", "offline")
     assert await store.last_seen([uid]) == {uid: T0 + 2}
+
+
+async def test_disconnect_removes_the_entry_then_keeps_last_seen_and_reports_the_status(
+    store: PresenceStore,
+) -> None:
+    uid = 9
+    first = replace(conn("s1", uid, character_id=90, zone="town"), active_at=T0 - 500)
+    second = replace(conn("s2", uid, character_id=90, zone="town"), active_at=T0 - 100)
+    await store.put_connected(first, now_ms=T0, ttl_ms=TTL)
+    await store.put_connected(second, now_ms=T0, ttl_ms=TTL)
+
+    assert await store.disconnect("s1", now_ms=T0 + 1) == (
+        Removal(entry=first, character_left=False),
+        ("online", "online"),
+    )
+    assert await store.last_seen([uid]) == {uid: T0 - 500}
+    assert await store.disconnect("s1", now_ms=T0 + 1) is None
+    assert await store.disconnect("s2", now_ms=T0 + 2) == (
+        Removal(entry=second, character_left=True),
+        ("online", "offline"),
+    )
+    assert await store.last_seen([uid]) == {uid: T0 - 100}
+    assert await store.entries_for_users([uid], now_ms=T0 + 3) == {uid: []}
+    assert await store.disconnect("never-seen", now_ms=T0) is None
 
 
 async def test_push_activities_keeps_each_users_in_order(store: PresenceStore) -> None:

@@ -148,11 +148,16 @@ class Presence:
     async def disconnected(self, session: Connection) -> None:
         self._connections.pop(session.socket_id, None)
         with contextlib.suppress(ServiceUnavailable):
-            removal = await self.store.remove(session.socket_id, now_ms=now_ms())
-            if removal is None:
+            # The removal and the user's status in one round trip; announced as ``_gone`` does.
+            ended = await self.store.disconnect(session.socket_id, now_ms=now_ms())
+            if ended is None:
                 return
+            removal, (previous, current) = ended
             self.record(session, "disconnect", {"code": session.close_code})
-            await self._gone(removal.entry, removal.character_left)
+            if removal.character_left:
+                await self._character_offline(removal.entry)
+            if previous != current:
+                await self._announce(removal.entry, current)
 
     async def wake(self, session: Connection) -> None:
         """An away connection sent an event: it is active again."""

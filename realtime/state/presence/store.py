@@ -110,6 +110,14 @@ class PresenceStore(Protocol):
         """
         ...
 
+    async def disconnect(
+        self, socket_id: str, *, now_ms: int
+    ) -> tuple[Removal, tuple[str, str]] | None:
+        """A connection ended: ``remove`` its entry, then, when there was one, ``user_left``
+        with the entry's ``active_at`` (one round trip on Redis); the removal and the
+        ``user_status``, or None."""
+        ...
+
     async def remove_many(self, socket_ids: Sequence[str], *, now_ms: int) -> list[Removal | None]:
         """``remove`` each socket (graceful shutdown): few round trips however many."""
         ...
@@ -265,6 +273,15 @@ class LocalPresenceStore:
         del self._slots[socket_id]
         self._unindex(slot.entry)
         return Removal(slot.entry, self._character_gone(slot.entry.character_id, now_ms))
+
+    async def disconnect(
+        self, socket_id: str, *, now_ms: int
+    ) -> tuple[Removal, tuple[str, str]] | None:
+        removal = await self.remove(socket_id, now_ms=now_ms)
+        if removal is None:
+            return None
+        entry = removal.entry
+        return removal, await self.user_left(entry.user_id, max(entry.active_at, 0), now_ms=now_ms)
 
     async def remove_many(self, socket_ids: Sequence[str], *, now_ms: int) -> list[Removal | None]:
         return [await self.remove(sid, now_ms=now_ms) for sid in socket_ids]

@@ -47,103 +47,158 @@ local function gone(k, now)
 end
 """
 
-# KEYS: conn hash, conns zset. ARGV: prefix, socket, data, uid, cid|'', has zone '0'|'1', zone,
-# away '0'|'1', now, expiry, keep. Returns {previous data or nil, character_left 0|1}.
-_PUT_LUA = (
-    _LUA_PRELUDE
-    + """
-local sid, uid, cid, has_zone, zone = ARGV[2], ARGV[4], ARGV[5], ARGV[6] == '1', ARGV[7]
-local now, expiry, keep = ARGV[9], ARGV[10], tonumber(ARGV[11])
-local old = redis.call('HMGET', KEYS[1], 'd', 'uid', 'cid', 'zone')
-local left = 0
-if old[1] then
-  if old[2] ~= uid then
-    redis.call('ZREM', p .. ':user:' .. old[2], sid)
-    redis.call('ZREM', p .. ':active:' .. old[2], sid)
+# put_entry(): KEYS: conn hash, conns zset. ARGV: prefix, socket, data, uid, cid|'', has zone
+# '0'|'1', zone, away '0'|'1', now, expiry, keep. Returns {previous data or nil, character_left
+# 0|1}.
+_PUT_FN = """
+local function put_entry()
+  local sid, uid, cid, has_zone, zone = ARGV[2], ARGV[4], ARGV[5], ARGV[6] == '1', ARGV[7]
+  local now, expiry, keep = ARGV[9], ARGV[10], tonumber(ARGV[11])
+  local old = redis.call('HMGET', KEYS[1], 'd', 'uid', 'cid', 'zone')
+  local left = 0
+  if old[1] then
+    if old[2] ~= uid then
+      redis.call('ZREM', p .. ':user:' .. old[2], sid)
+      redis.call('ZREM', p .. ':active:' .. old[2], sid)
+    end
+    if old[4] and not (has_zone and old[4] == zone) then
+      redis.call('ZREM', p .. ':zone:' .. old[4], sid)
+    end
+    if old[3] and old[3] ~= cid then
+      local ck = p .. ':char:' .. old[3]
+      redis.call('ZREM', ck, sid)
+      if gone(ck, now) then left = 1 end
+    end
   end
-  if old[4] and not (has_zone and old[4] == zone) then
-    redis.call('ZREM', p .. ':zone:' .. old[4], sid)
+  redis.call('DEL', KEYS[1])
+  redis.call('HSET', KEYS[1], 'd', ARGV[3], 'uid', uid)
+  if cid ~= '' then redis.call('HSET', KEYS[1], 'cid', cid) end
+  if has_zone then redis.call('HSET', KEYS[1], 'zone', zone) end
+  redis.call('PEXPIRE', KEYS[1], keep)
+  redis.call('ZADD', KEYS[2], expiry, sid)
+  extend(KEYS[2], keep)
+  local function index(k)
+    redis.call('ZREMRANGEBYSCORE', k, '-inf', now)
+    redis.call('ZADD', k, expiry, sid)
+    extend(k, keep)
   end
-  if old[3] and old[3] ~= cid then
+  index(p .. ':user:' .. uid)
+  if ARGV[8] == '1' then
+    redis.call('ZREM', p .. ':active:' .. uid, sid)
+  else
+    index(p .. ':active:' .. uid)
+  end
+  if has_zone then index(p .. ':zone:' .. zone) end
+  if cid ~= '' then index(p .. ':char:' .. cid) end
+  local status = p .. ':status:' .. uid
+  if redis.call('EXISTS', status) == 1 then extend(status, keep) end
+  return {old[1], left}
+end
+"""
+_PUT_LUA = _LUA_PRELUDE + _PUT_FN + "return put_entry()"
+
+# remove_entry(): KEYS: conn hash, conns zset. ARGV: prefix, socket, now, expired only '0'|'1'.
+# Returns {data, character_left 0|1, uid} or nil.
+_REMOVE_FN = """
+local function remove_entry()
+  local sid, now = ARGV[2], ARGV[3]
+  if ARGV[4] == '1' then
+    local score = redis.call('ZSCORE', KEYS[2], sid)
+    if not score or tonumber(score) > tonumber(now) then return nil end
+  end
+  if redis.call('ZREM', KEYS[2], sid) == 0 then return nil end
+  local old = redis.call('HMGET', KEYS[1], 'd', 'uid', 'cid', 'zone')
+  if not old[1] then return nil end
+  redis.call('DEL', KEYS[1])
+  redis.call('ZREM', p .. ':user:' .. old[2], sid)
+  redis.call('ZREM', p .. ':active:' .. old[2], sid)
+  if old[4] then redis.call('ZREM', p .. ':zone:' .. old[4], sid) end
+  local left = 0
+  if old[3] then
     local ck = p .. ':char:' .. old[3]
     redis.call('ZREM', ck, sid)
     if gone(ck, now) then left = 1 end
   end
+  return {old[1], left, old[2]}
 end
-redis.call('DEL', KEYS[1])
-redis.call('HSET', KEYS[1], 'd', ARGV[3], 'uid', uid)
-if cid ~= '' then redis.call('HSET', KEYS[1], 'cid', cid) end
-if has_zone then redis.call('HSET', KEYS[1], 'zone', zone) end
-redis.call('PEXPIRE', KEYS[1], keep)
-redis.call('ZADD', KEYS[2], expiry, sid)
-extend(KEYS[2], keep)
-local function index(k)
-  redis.call('ZREMRANGEBYSCORE', k, '-inf', now)
-  redis.call('ZADD', k, expiry, sid)
-  extend(k, keep)
-end
-index(p .. ':user:' .. uid)
-if ARGV[8] == '1' then
-  redis.call('ZREM', p .. ':active:' .. uid, sid)
-else
-  index(p .. ':active:' .. uid)
-end
-if has_zone then index(p .. ':zone:' .. zone) end
-if cid ~= '' then index(p .. ':char:' .. cid) end
-local status = p .. ':status:' .. uid
-if redis.call('EXISTS', status) == 1 then extend(status, keep) end
-return {old[1], left}
 """
-)
-
-# KEYS: conn hash, conns zset. ARGV: prefix, socket, now. Returns {data, left} or nil.
+# KEYS, ARGV: remove_entry's. Returns {data, left} or nil.
 _REMOVE_LUA = (
     _LUA_PRELUDE
+    + _REMOVE_FN
     + """
-local sid, now = ARGV[2], ARGV[3]
-if ARGV[4] == '1' then
-  local score = redis.call('ZSCORE', KEYS[2], sid)
-  if not score or tonumber(score) > tonumber(now) then return nil end
-end
-if redis.call('ZREM', KEYS[2], sid) == 0 then return nil end
-local old = redis.call('HMGET', KEYS[1], 'd', 'uid', 'cid', 'zone')
-if not old[1] then return nil end
-redis.call('DEL', KEYS[1])
-redis.call('ZREM', p .. ':user:' .. old[2], sid)
-redis.call('ZREM', p .. ':active:' .. old[2], sid)
-if old[4] then redis.call('ZREM', p .. ':zone:' .. old[4], sid) end
-local left = 0
-if old[3] then
-  local ck = p .. ':char:' .. old[3]
-  redis.call('ZREM', ck, sid)
-  if gone(ck, now) then left = 1 end
-end
-return {old[1], left}
+local removed = remove_entry()
+if not removed then return nil end
+return {removed[1], removed[2]}
 """
 )
 
+# user_status(user zset, active zset, status key, now): the user's status recomputed and
+# swapped; returns {previous, new}.
+_STATUS_FN = """
+local function user_status(user_k, active_k, status_k, now)
+  redis.call('ZREMRANGEBYSCORE', user_k, '-inf', now)
+  redis.call('ZREMRANGEBYSCORE', active_k, '-inf', now)
+  local new = 'offline'
+  if redis.call('ZCARD', active_k) > 0 then
+    new = 'online'
+  elseif redis.call('ZCARD', user_k) > 0 then
+    new = 'away'
+  end
+  local previous = redis.call('GET', status_k) or 'offline'
+  if new == 'offline' then
+    redis.call('DEL', status_k)
+  else
+    local ttl = redis.call('PTTL', user_k)
+    if ttl <= 0 then ttl = 86400000 end
+    redis.call('SET', status_k, new, 'PX', ttl)
+  end
+  return {previous, new}
+end
+"""
 # KEYS: user zset, active zset, status. ARGV: prefix, now. Returns {previous, new}.
-_STATUS_LUA = (
+_STATUS_LUA = _LUA_PRELUDE + _STATUS_FN + "return user_status(KEYS[1], KEYS[2], KEYS[3], ARGV[2])"
+
+# A new connection's entry, then its user's status, in one script (one round trip: a pipeline
+# of scripts costs redis-py a SCRIPT EXISTS round trip more). KEYS: put's, then the user's
+# status keys. ARGV: put's. Returns {previous, new} status.
+_PUT_CONNECTED_LUA = (
     _LUA_PRELUDE
+    + _PUT_FN
+    + _STATUS_FN
     + """
-local now = ARGV[2]
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
-local new = 'offline'
-if redis.call('ZCARD', KEYS[2]) > 0 then
-  new = 'online'
-elseif redis.call('ZCARD', KEYS[1]) > 0 then
-  new = 'away'
-end
-local previous = redis.call('GET', KEYS[3]) or 'offline'
-if new == 'offline' then
-  redis.call('DEL', KEYS[3])
-else
-  local ttl = redis.call('PTTL', KEYS[1])
-  if ttl <= 0 then ttl = 86400000 end
-  redis.call('SET', KEYS[3], new, 'PX', ttl)
-end
-return {previous, new}
+put_entry()
+return user_status(KEYS[3], KEYS[4], KEYS[5], ARGV[9])
+"""
+)
+
+# The user's last seen, then its status, in one script. KEYS: the user's status keys, then its
+# last-seen key. ARGV: prefix, now, last seen ms, last seen ttl s. Returns {previous, new}.
+_USER_LEFT_LUA = (
+    _LUA_PRELUDE
+    + _STATUS_FN
+    + """
+redis.call('SET', KEYS[4], ARGV[3], 'EX', ARGV[4])
+return user_status(KEYS[1], KEYS[2], KEYS[3], ARGV[2])
+"""
+)
+
+# A connection's end: its entry removed (as _REMOVE_LUA), then, if there was one, its user's
+# last seen (the entry's active_at) and status (as _USER_LEFT_LUA), in one round trip. KEYS,
+# ARGV: remove_entry's. Returns {data, left, previous, new} or nil.
+_DISCONNECT_LUA = (
+    _LUA_PRELUDE
+    + _REMOVE_FN
+    + _STATUS_FN
+    + """
+local removed = remove_entry()
+if not removed then return nil end
+local uid = removed[3]
+local seen = math.max(cjson.decode(removed[1]).active_at, 0)
+redis.call('SET', p .. ':seen:' .. uid, string.format('%d', seen), 'EX', ARGV[5])
+local status = user_status(p .. ':user:' .. uid, p .. ':active:' .. uid, p .. ':status:' .. uid,
+  ARGV[3])
+return {removed[1], removed[2], status[1], status[2]}
 """
 )
 
@@ -199,15 +254,6 @@ def _status_keys(user_id: int) -> list[str]:
     return [_k("user", user_id), _k("active", user_id), _k("status", user_id)]
 
 
-async def _then_status(client: Redis, pipe: Any, user_id: int, now_ms: int) -> tuple[str, str]:
-    """Queue ``user_status`` last on ``pipe``, run it; the (previous, new) status."""
-    await client.register_script(_STATUS_LUA)(
-        keys=_status_keys(user_id), args=[_k(), now_ms], client=pipe
-    )
-    previous, new = (await pipe.execute())[-1]
-    return previous.decode(), new.decode()
-
-
 def _activity_calls(
     pipe: Any, user_id: int, activity: dict[str, Any], keep: int, ttl_s: int
 ) -> None:
@@ -244,18 +290,17 @@ class RedisPresenceStore:
 
     @redis_guarded("presence")
     async def put_connected(self, entry: ConnEntry, *, now_ms: int, ttl_ms: int) -> tuple[str, str]:
-        client: Redis = async_redis()
-        async with client.pipeline(transaction=False) as pipe:
-            keys, args = _put_call(entry, now_ms, ttl_ms)
-            await client.register_script(_PUT_LUA)(keys=keys, args=args, client=pipe)
-            return await _then_status(client, pipe, entry.user_id, now_ms)
+        keys, args = _put_call(entry, now_ms, ttl_ms)
+        keys += _status_keys(entry.user_id)
+        previous, new = await self._eval(_PUT_CONNECTED_LUA, keys, args)
+        return previous.decode(), new.decode()
 
     @redis_guarded("presence")
     async def user_left(self, user_id: int, seen_ms: int, *, now_ms: int) -> tuple[str, str]:
-        client: Redis = async_redis()
-        async with client.pipeline(transaction=False) as pipe:
-            pipe.set(_k("seen", user_id), seen_ms, ex=LAST_SEEN_TTL_S)
-            return await _then_status(client, pipe, user_id, now_ms)
+        keys = [*_status_keys(user_id), _k("seen", user_id)]
+        args = [_k(), now_ms, seen_ms, LAST_SEEN_TTL_S]
+        previous, new = await self._eval(_USER_LEFT_LUA, keys, args)
+        return previous.decode(), new.decode()
 
     @redis_guarded("presence")
     async def remove(
@@ -268,6 +313,18 @@ class RedisPresenceStore:
             return None
         data, left = result
         return Removal(entry_from_json(data), bool(left))
+
+    @redis_guarded("presence")
+    async def disconnect(
+        self, socket_id: str, *, now_ms: int
+    ) -> tuple[Removal, tuple[str, str]] | None:
+        keys = [_k("conn", socket_id), _k("conns")]
+        args = [_k(), socket_id, now_ms, 0, LAST_SEEN_TTL_S]
+        result = await self._eval(_DISCONNECT_LUA, keys, args)
+        if result is None:
+            return None
+        data, left, previous, new = result
+        return Removal(entry_from_json(data), bool(left)), (previous.decode(), new.decode())
 
     @redis_guarded("presence")
     async def remove_many(self, socket_ids: Sequence[str], *, now_ms: int) -> list[Removal | None]:
