@@ -15,7 +15,8 @@ covered by tests against real daphne processes:
 * **Arrival time.** Every received message carries the time its bytes reached the process
   (``"aeturnis.rx"``), so movement is judged on arrival (PROTOCOL.md §5.2); a WebSocket's
   messages wait in a lean ``Inbox`` instead of an ``asyncio.Queue``, and autobahn's copy of the
-  opening handshake is dropped once the connection is open (less held per connection).
+  opening handshake is dropped once the connection is open, and autobahn's options are kept
+  on the class instead of copied onto every connection (less held per connection).
 * **Oversized bodies refused before they are read.** Twisted reads a whole request body and
   daphne hands it to the application in one piece; a request whose ``Content-Length`` is over
   ``AETURNIS_MAX_REQUEST_BYTES`` is answered 413 as soon as its headers are in.
@@ -231,6 +232,30 @@ def _patch_applications(server_class: Any) -> None:
     server_class.create_application = create_application
 
 
+def _patch_options(ws_protocol: Any) -> None:
+    """Keep autobahn's options once per process, not once per connection.
+
+    autobahn copies every option of its factory onto each protocol instance that does not
+    already have it (~30 attributes: most of a ~3 KB instance dict). daphne has one factory per
+    process, configured before it listens, so the first connection puts the factory's values on
+    the class, and autobahn then finds them there for every connection.
+    """
+    original = ws_protocol._connectionMade
+
+    def _connectionMade(self: Any) -> None:
+        cls = type(self)
+        if not cls.__dict__.get("_aeturnis_options_shared", False):
+            for name in self.CONFIG_ATTRS:
+                if not hasattr(cls, name):
+                    value = getattr(self.factory, name)
+                    # A function on a class would be bound to each protocol: keep it as is.
+                    setattr(cls, name, staticmethod(value) if callable(value) else value)
+            cls._aeturnis_options_shared = True
+        original(self)
+
+    ws_protocol._connectionMade = _connectionMade
+
+
 def _patch_arrival(ws_protocol: Any) -> None:
     original = ws_protocol.dataReceived
 
@@ -338,6 +363,7 @@ def patch_daphne() -> bool:
         return True
     _patch_close(WebSocketProtocol)
     _patch_arrival(WebSocketProtocol)
+    _patch_options(WebSocketProtocol)
     _patch_applications(Server)
     _patch_drain(HTTPChannel)
     _patch_body_limit(WebRequest)
