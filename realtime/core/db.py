@@ -26,8 +26,8 @@ import socket
 import sqlite3
 import threading
 import time
+from asyncio import FIRST_COMPLETED
 from collections.abc import Callable
-from functools import partial
 from typing import Any, ParamSpec, TypeVar, cast
 
 from channels.db import database_sync_to_async
@@ -171,7 +171,7 @@ async def db(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         started = call.started
         wait_s = timeout if started is None else started + timeout - time.monotonic()
         if wait_s > 0:
-            await _first_of(task, outage, wait_s)
+            await asyncio.wait((task, outage), timeout=wait_s, return_when=FIRST_COMPLETED)
         if task.done():
             break
         if outage.done() and call.give_up_if_queued():
@@ -189,29 +189,6 @@ async def db(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         raise database_failed("db", exc.cause) from None
     except _GivenUp:
         raise ServiceUnavailable(DATABASE.name, RETRY_AFTER_S) from None
-
-
-async def _first_of(task: asyncio.Future[Any], outage: asyncio.Future[None], wait_s: float) -> None:
-    """Return once ``task`` or ``outage`` is done or ``wait_s`` seconds have passed, cancelling
-    neither: ``asyncio.wait``'s job without its sets and closures, since every database call
-    runs it (it was ~4 % of a connect storm's CPU)."""
-    loop = asyncio.get_running_loop()
-    waiter: asyncio.Future[None] = loop.create_future()
-    wake = partial(_wake, waiter)
-    task.add_done_callback(wake)
-    outage.add_done_callback(wake)
-    timer = loop.call_later(wait_s, _wake, waiter, None)
-    try:
-        await waiter
-    finally:
-        timer.cancel()
-        task.remove_done_callback(wake)
-        outage.remove_done_callback(wake)
-
-
-def _wake(waiter: asyncio.Future[None], _done: object) -> None:
-    if not waiter.done():
-        waiter.set_result(None)
 
 
 def database_failed(component: str, exc: BaseException) -> ServiceUnavailable:

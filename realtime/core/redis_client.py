@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import threading
 import weakref
-from collections import deque
 from typing import Any
 
 import redis
@@ -59,65 +58,6 @@ class _Connection(aioredis.Connection):
             ) from exc
 
 
-class _Pool(aioredis.ConnectionPool):
-    """redis-py's connection pool, bounded and waiting like its ``BlockingConnectionPool``,
-    at a fraction of its cost per command.
-
-    redis-py 7's pools do per command: an ``asyncio.Condition`` and a timeout context to get a
-    connection, a non-blocking read with a zero timeout to check it has no unread data, five
-    observability hooks and an event dispatch on release; ~10 % of a connect storm's CPU
-    (py-spy). Here a connection is taken and returned with no await when one is free, and
-    checked only for what can happen to an idle pooled connection: Redis closed it (a
-    restart, a failover), which the transport has already seen as end of stream. Unread data
-    cannot be left behind: redis-py disconnects a connection whose read was interrupted.
-    """
-
-    def __init__(self, *, timeout: float, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.timeout = timeout
-        self._waiters: deque[asyncio.Future[None]] = deque()
-
-    async def get_connection(self, *args: Any, **kwargs: Any) -> Any:
-        if not self.can_get_connection():
-            await self._wait_for_room()
-        connection = self.get_available_connection()  # type: ignore[no-untyped-call]
-        try:
-            reader = connection._reader  # redis-py's asyncio.StreamReader, None when closed
-            if reader is not None and reader.at_eof():
-                await connection.disconnect()
-            await connection.connect()  # does nothing when connected
-        except BaseException:
-            await self.release(connection)
-            raise
-        return connection
-
-    async def _wait_for_room(self) -> None:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.timeout
-        while not self.can_get_connection():
-            waiter = loop.create_future()
-            self._waiters.append(waiter)
-            try:
-                async with asyncio.timeout_at(deadline):
-                    await waiter
-            except TimeoutError:
-                raise redis.exceptions.ConnectionError("No connection available.") from None
-            finally:
-                if waiter in self._waiters:
-                    self._waiters.remove(waiter)
-
-    async def release(self, connection: Any) -> None:
-        self._in_use_connections.discard(connection)
-        if connection.should_reconnect():
-            await connection.disconnect()
-        self._available_connections.append(connection)
-        while self._waiters:
-            waiter = self._waiters.popleft()
-            if not waiter.done():
-                waiter.set_result(None)
-                break
-
-
 def async_options() -> dict[str, Any]:
     """Connection options of every asyncio client (the pool's and the bus's subscriber)."""
     options: dict[str, Any] = {
@@ -144,7 +84,7 @@ def async_redis() -> aioredis.Redis:
     loop = asyncio.get_running_loop()
     client = _async_clients.get(loop)
     if client is None:
-        pool = _Pool.from_url(
+        pool = aioredis.BlockingConnectionPool.from_url(
             settings.REDIS_URL,
             max_connections=POOL_MAX_CONNECTIONS,
             timeout=POOL_WAIT_S,

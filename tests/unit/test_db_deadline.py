@@ -14,7 +14,7 @@ import time
 import pytest
 from django.test import override_settings
 
-from realtime.core.db import _first_of, db
+from realtime.core.db import db
 from realtime.core.errors import ServiceUnavailable
 from realtime.core.health import DATABASE
 
@@ -73,25 +73,3 @@ def _slow_echo(value: object, seconds: float) -> object:
 @pytest.fixture(autouse=True)
 def _database_up() -> None:
     DATABASE.reset()
-
-
-async def test_a_wait_ends_at_the_call_the_outage_or_the_time_and_cancels_neither() -> None:
-    loop = asyncio.get_running_loop()
-    call, outage = loop.create_future(), loop.create_future()
-    started = time.monotonic()
-    await _first_of(call, outage, 0.05)  # neither: the time
-    assert 0.04 < time.monotonic() - started < 1
-    assert not call.done() and not outage.done()
-
-    loop.call_later(0.01, call.set_result, "done")
-    await asyncio.wait_for(_first_of(call, outage, 10), 1)  # the call
-    fresh = loop.create_future()
-    loop.call_later(0.01, outage.set_result, None)
-    await asyncio.wait_for(_first_of(fresh, outage, 10), 1)  # the outage
-    assert not fresh.done()
-
-    waiting = asyncio.ensure_future(_first_of(fresh, loop.create_future(), 10))
-    await asyncio.sleep(0)
-    waiting.cancel()  # the caller cancelled: the call is not
-    await asyncio.gather(waiting, return_exceptions=True)
-    assert not fresh.cancelled()
