@@ -95,6 +95,19 @@ def async_redis() -> aioredis.Redis:
     return client
 
 
+_scripts: dict[str, Any] = {}
+
+
+def script(lua: str) -> Any:
+    """This loop's client's ``Script`` for ``lua`` (EVALSHA, loading it again after a Redis
+    restart), made once per source instead of once per call (each hashes its source)."""
+    client = async_redis()
+    cached = _scripts.get(lua)
+    if cached is None or cached.registered_client is not client:
+        cached = _scripts[lua] = client.register_script(lua)
+    return cached
+
+
 def sync_redis() -> redis.Redis:
     global _sync_client
     with _sync_lock:

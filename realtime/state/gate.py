@@ -21,7 +21,7 @@ from typing import Any
 from limits.aio.storage.redis.bridge import RedisBridge
 
 from realtime.core.health import REDIS
-from realtime.core.redis_client import REDIS_ERRORS, async_redis
+from realtime.core.redis_client import REDIS_ERRORS, script
 from realtime.state.ratelimit import BLOCK_SECONDS, RateLimiter
 from realtime.state.stores import blocked_ips
 
@@ -98,9 +98,8 @@ async def _shared_gate(ip: str, limiter: RateLimiter) -> GateReading:
         connect.get_expiry(),
         1,
     ]
-    client = async_redis()
     try:
-        result = await client.register_script(_GATE_LUA)(keys=keys, args=args)
+        result = await script(_GATE_LUA)(keys=keys, args=args)
     except REDIS_ERRORS as exc:
         raise REDIS.failed("blocked-ips", exc) from None
     return GateReading(*(bool(flag) for flag in result))

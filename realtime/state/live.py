@@ -17,7 +17,7 @@ from typing import Protocol, cast
 
 from characters.rules import Position
 from realtime.core.health import redis_guarded
-from realtime.core.redis_client import async_redis, key
+from realtime.core.redis_client import async_redis, key, script
 
 LIVE_TTL_S = 3600  # live state of a character nobody played for an hour is dropped
 
@@ -183,10 +183,9 @@ class RedisLiveStore:
     @redis_guarded("live")
     async def enter(self, state: LiveState) -> LiveState:
         """One round trip: the stored state read and the new one written by one script."""
-        client = async_redis()
         keys = [self._key(state.character_id), self._dirty_key]
         args = [state.character_id, *_encode(state), LIVE_TTL_S]
-        kept = await client.register_script(_ENTER_LUA)(keys=keys, args=args)
+        kept = await script(_ENTER_LUA)(keys=keys, args=args)
         if not kept:
             return state
         x, y, z, d = (float(value) for value in kept)

@@ -21,7 +21,7 @@ import orjson
 from redis.asyncio import Redis
 
 from realtime.core.health import redis_guarded
-from realtime.core.redis_client import async_redis, key
+from realtime.core.redis_client import async_redis, key, script
 from realtime.state.presence.store import (
     ACTIVITY_KEEP,
     ACTIVITY_TTL_S,
@@ -267,8 +267,7 @@ class RedisPresenceStore:
     """Many processes sharing Redis; each write, and ``user_status``, is one atomic script."""
 
     async def _eval(self, lua: str, keys: list[str], args: list[Any]) -> Any:
-        client: Redis = async_redis()
-        return await client.register_script(lua)(keys=keys, args=args)
+        return await script(lua)(keys=keys, args=args)
 
     @redis_guarded("presence")
     async def put(self, entry: ConnEntry, *, now_ms: int, ttl_ms: int) -> PutResult:
@@ -281,11 +280,11 @@ class RedisPresenceStore:
         if not entries:
             return
         client: Redis = async_redis()
-        script = client.register_script(_PUT_LUA)
+        run = script(_PUT_LUA)
         async with client.pipeline(transaction=False) as pipe:
             for entry in entries:
                 keys, args = _put_call(entry, now_ms, ttl_ms)
-                await script(keys=keys, args=args, client=pipe)
+                await run(keys=keys, args=args, client=pipe)
             await pipe.execute()
 
     @redis_guarded("presence")
@@ -329,13 +328,13 @@ class RedisPresenceStore:
     @redis_guarded("presence")
     async def remove_many(self, socket_ids: Sequence[str], *, now_ms: int) -> list[Removal | None]:
         client: Redis = async_redis()
-        script = client.register_script(_REMOVE_LUA)
+        run = script(_REMOVE_LUA)
         removals: list[Removal | None] = []
         for start in range(0, len(socket_ids), BATCH):
             async with client.pipeline(transaction=False) as pipe:
                 for socket_id in socket_ids[start : start + BATCH]:
                     keys = [_k("conn", socket_id), _k("conns")]
-                    await script(keys=keys, args=[_k(), socket_id, now_ms, 0], client=pipe)
+                    await run(keys=keys, args=[_k(), socket_id, now_ms, 0], client=pipe)
                 results = await pipe.execute()
             removals.extend(
                 None if r is None else Removal(entry_from_json(r[0]), bool(r[1])) for r in results
@@ -358,14 +357,14 @@ class RedisPresenceStore:
         self, user_ids: Sequence[int], *, now_ms: int
     ) -> dict[int, tuple[str, str]]:
         client: Redis = async_redis()
-        script = client.register_script(_STATUS_LUA)
+        run = script(_STATUS_LUA)
         statuses: dict[int, tuple[str, str]] = {}
         unique = list(dict.fromkeys(user_ids))
         for start in range(0, len(unique), BATCH):
             chunk = unique[start : start + BATCH]
             async with client.pipeline(transaction=False) as pipe:
                 for uid in chunk:
-                    await script(keys=_status_keys(uid), args=[_k(), now_ms], client=pipe)
+                    await run(keys=_status_keys(uid), args=[_k(), now_ms], client=pipe)
                 results = await pipe.execute()
             for uid, (previous, new) in zip(chunk, results, strict=True):
                 statuses[uid] = (previous.decode(), new.decode())
