@@ -152,12 +152,9 @@ class Presence:
             ended = await self.store.disconnect(session.socket_id, now_ms=now_ms())
             if ended is None:
                 return
-            removal, (previous, current) = ended
+            removal, status = ended
             self.record(session, "disconnect", {"code": session.close_code})
-            if removal.character_left:
-                await self._character_offline(removal.entry)
-            if previous != current:
-                await self._announce(removal.entry, current)
+            await self._announce_end(removal.entry, removal.character_left, status)
 
     async def wake(self, session: Connection) -> None:
         """An away connection sent an event: it is active again."""
@@ -297,11 +294,17 @@ class Presence:
     async def _gone(self, entry: ConnEntry, character_left: bool) -> None:
         """An entry was removed (its connection ended, or it expired): ``offline`` to its zone
         when its character has no connection left, its user's last seen and status."""
+        status = await self.store.user_left(entry.user_id, max(entry.active_at, 0), now_ms=now_ms())
+        await self._announce_end(entry, character_left, status)
+
+    async def _announce_end(
+        self, entry: ConnEntry, character_left: bool, status: tuple[str, str]
+    ) -> None:
+        """What an ended entry tells others: ``offline`` to its zone when its character has no
+        connection left, then its user's status when it changed."""
         if character_left:
             await self._character_offline(entry)
-        previous, current = await self.store.user_left(
-            entry.user_id, max(entry.active_at, 0), now_ms=now_ms()
-        )
+        previous, current = status
         if previous != current:
             await self._announce(entry, current)
 
