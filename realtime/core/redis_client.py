@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import weakref
+from collections.abc import Awaitable
 from typing import Any
 
 import redis
@@ -18,6 +19,8 @@ from django.conf import settings
 from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import NoBackoff
 from redis.retry import Retry
+
+from realtime.core import resp
 
 _async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aioredis.Redis] = (
     weakref.WeakKeyDictionary()
@@ -95,15 +98,41 @@ def async_redis() -> aioredis.Redis:
     return client
 
 
+def pipelined() -> bool:
+    """Whether the hot path's scripts and commands go over ``realtime.core.resp``'s one
+    pipelined connection per loop (plain ``redis://``; TLS and Unix sockets keep redis-py)."""
+    return settings.REDIS_URL.startswith("redis://")
+
+
+def fast_redis() -> resp.PipelinedRedis:
+    """This loop's pipelined connection (``pipelined()`` must hold): for single commands of
+    the hot path that answer at once, never blocking ones."""
+    return resp.pipelined_redis(settings.REDIS_URL, SOCKET_TIMEOUT_S)
+
+
+def command(*args: resp.Arg) -> Awaitable[Any]:
+    """One command that answers at once (never a blocking one), on the loop's pipelined
+    connection, or on the pool where there is none; the raw reply (bytes, not decoded)."""
+    if pipelined():
+        return fast_redis().execute(*args)
+    reply: Awaitable[Any] = async_redis().execute_command(*args)  # type: ignore[no-untyped-call]
+    return reply
+
+
 _scripts: dict[str, Any] = {}
 
 
 def script(lua: str) -> Any:
-    """This loop's client's ``Script`` for ``lua`` (EVALSHA, loading it again after a Redis
-    restart), made once per source instead of once per call (each hashes its source)."""
-    client = async_redis()
+    """The ``Script`` for ``lua``, made once per source (each hashes it): ``EVALSHA``, sent
+    again with its body after a Redis restart. Called as ``script(lua)(keys=…, args=…)`` on the
+    loop's pipelined connection, or with ``client=<redis-py pipeline>`` inside one."""
     cached = _scripts.get(lua)
-    if cached is None or cached.registered_client is not client:
+    if pipelined():
+        if not isinstance(cached, resp.Script):
+            cached = _scripts[lua] = resp.Script(lua, fast_redis)
+        return cached
+    client = async_redis()
+    if getattr(cached, "registered_client", None) is not client:
         cached = _scripts[lua] = client.register_script(lua)
     return cached
 
@@ -123,7 +152,8 @@ def sync_redis() -> redis.Redis:
 
 
 async def close_async_redis() -> None:
-    """Close this loop's client (at shutdown, and between tests that each have a loop)."""
+    """Close this loop's clients (at shutdown, and between tests that each have a loop)."""
+    resp.close_pipelined_redis()
     client = _async_clients.pop(asyncio.get_running_loop(), None)
     if client is not None:
         await client.aclose()

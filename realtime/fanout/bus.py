@@ -38,6 +38,7 @@ from realtime.core.redis_client import (
     async_options,
     async_redis,
     key,
+    script,
     sync_redis,
 )
 from realtime.fanout.history import (
@@ -312,11 +313,10 @@ class RedisBus:
         self._subscriber: _Subscriber | None = None
 
     async def start(self) -> None:
-        client = async_redis()
-        self._publish = client.register_script(_PUBLISH_LUA)
-        self._positions = client.register_script(_POSITIONS_LUA)
-        self._replay = client.register_script(_REPLAY_LUA)
-        self._streams = client.register_script(_STREAMS_LUA)
+        self._publish = script(_PUBLISH_LUA)
+        self._positions = script(_POSITIONS_LUA)
+        self._replay = script(_REPLAY_LUA)
+        self._streams = script(_STREAMS_LUA)
         self._subscriber = _Subscriber(self)
         await self._subscriber.start()
 

@@ -8,8 +8,8 @@ clears them only when there is something to clear. Without Redis the same steps 
 this process's blocked-IP flags and limiter.
 
 The connect limit is ``limits``' moving window on ``limits``' own key, hit with the library's own
-Lua (``RedisBridge.SCRIPT_ACQUIRE_MOVING_WINDOW``), so ``RateLimiter`` and this gate keep one
-window and one semantics.
+Lua (``ratelimit.ACQUIRE_LUA``, which ``RateLimiter`` runs for every shared hit too), so the
+limiter and this gate keep one window and one semantics.
 """
 
 from __future__ import annotations
@@ -18,11 +18,9 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from limits.aio.storage.redis.bridge import RedisBridge
-
 from realtime.core.health import REDIS
 from realtime.core.redis_client import REDIS_ERRORS, script
-from realtime.state.ratelimit import BLOCK_SECONDS, RateLimiter
+from realtime.state.ratelimit import ACQUIRE_LUA, BLOCK_SECONDS, RateLimiter
 from realtime.state.stores import blocked_ips
 
 
@@ -46,7 +44,7 @@ class GateReading:
 # Returns {connect blocked, limited, auth blocked, failures on record} as 0/1.
 _GATE_LUA = (
     "local function acquire(KEYS, ARGV)\n"
-    + RedisBridge.SCRIPT_ACQUIRE_MOVING_WINDOW.decode()
+    + ACQUIRE_LUA
     + """
 end
 if redis.call('PTTL', KEYS[1]) > 0 then return {1, 0, 0, 0} end

@@ -17,7 +17,7 @@ from typing import Protocol, cast
 
 from characters.rules import Position
 from realtime.core.health import redis_guarded
-from realtime.core.redis_client import async_redis, key, script
+from realtime.core.redis_client import async_redis, command, key, script
 
 LIVE_TTL_S = 3600  # live state of a character nobody played for an hour is dropped
 
@@ -163,9 +163,7 @@ class RedisLiveStore:
 
     @redis_guarded("live")
     async def get(self, character_id: int) -> LiveState | None:
-        raw = await cast(
-            Awaitable[list[bytes | None]], async_redis().hmget(self._key(character_id), _FIELDS)
-        )
+        raw = await command("HMGET", self._key(character_id), *_FIELDS)
         return _decode(character_id, raw)
 
     @redis_guarded("live")

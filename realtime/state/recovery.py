@@ -29,7 +29,7 @@ from django.conf import settings
 
 from realtime.core.health import redis_guarded
 from realtime.core.loops import repeat
-from realtime.core.redis_client import async_redis, key, redis_enabled
+from realtime.core.redis_client import async_redis, key, redis_enabled, script
 from realtime.fanout.history import StreamPosition
 
 logger = logging.getLogger(__name__)
@@ -200,9 +200,8 @@ class RedisRecoveryStore:
 
     def _scripts(self) -> tuple[Any, Any]:
         if self._save is None:
-            client = async_redis()
-            self._save = client.register_script(_SAVE_LUA)
-            self._discard = client.register_script(_DISCARD_LUA)
+            self._save = script(_SAVE_LUA)
+            self._discard = script(_DISCARD_LUA)
         return self._save, self._discard
 
     @redis_guarded("recovery")
@@ -211,7 +210,7 @@ class RedisRecoveryStore:
     ) -> bool:
         save, _ = self._scripts()
         args = [record.socket_id, record.encode(), _ms(ttl_s), "1" if claim else "0"]
-        return bool(await save(keys=[self._key(pid)], args=args, client=async_redis()))
+        return bool(await save(keys=[self._key(pid)], args=args))
 
     @redis_guarded("recovery")
     async def load(self, pid: str) -> RecoveryRecord | None:
@@ -221,7 +220,7 @@ class RedisRecoveryStore:
     @redis_guarded("recovery")
     async def discard(self, pid: str, socket_id: str) -> None:
         _, discard = self._scripts()
-        await discard(keys=[self._key(pid)], args=[socket_id], client=async_redis())
+        await discard(keys=[self._key(pid)], args=[socket_id])
 
     @redis_guarded("recovery")
     async def expire(self, pids: list[str], ttl_s: float) -> None:
