@@ -49,6 +49,11 @@ class LiveStore(Protocol):
 
     async def take_dirty(self, limit: int) -> list[LiveState]: ...
 
+    async def take(self, character_id: int) -> LiveState | None:
+        """The character's state if its position is not written yet (taking it out of the
+        dirty set, as ``take_dirty`` does), else None: the database holds it already."""
+        ...
+
     async def mark_dirty(self, character_ids: list[int]) -> None: ...
 
     async def claim_cooldown(self, character_id: int, action: str, cooldown_ms: int) -> int: ...
@@ -85,6 +90,12 @@ class LocalLiveStore:
             if state is not None:
                 taken.append(state)
         return taken
+
+    async def take(self, character_id: int) -> LiveState | None:
+        if character_id not in self._dirty:
+            return None
+        self._dirty.discard(character_id)
+        return self._states.get(character_id)
 
     async def mark_dirty(self, character_ids: list[int]) -> None:
         self._dirty.update(cid for cid in character_ids if cid in self._states)
@@ -124,6 +135,14 @@ end
 redis.call('EXPIRE', KEYS[1], ARGV[10])
 if carried then return {old[3], old[4], old[5], old[6]} end
 return false
+"""
+
+
+# KEYS: the character's hash, the dirty set. ARGV: character id. The hash's _FIELDS when the
+# character was dirty (and no longer is), else false.
+_TAKE_LUA = f"""
+if redis.call('SREM', KEYS[2], ARGV[1]) == 0 then return false end
+return redis.call('HMGET', KEYS[1], '{"', '".join(_FIELDS)}')
 """
 
 
@@ -201,6 +220,12 @@ class RedisLiveStore:
         rows = await pipe.execute()
         states = [_decode(int(raw_id), row) for raw_id, row in zip(ids, rows, strict=True)]
         return [state for state in states if state is not None]
+
+    @redis_guarded("live")
+    async def take(self, character_id: int) -> LiveState | None:
+        keys = [self._key(character_id), self._dirty_key]
+        raw = await script(_TAKE_LUA)(keys=keys, args=[character_id])
+        return None if not raw else _decode(character_id, raw)
 
     @redis_guarded("live")
     async def mark_dirty(self, character_ids: list[int]) -> None:

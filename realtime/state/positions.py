@@ -53,7 +53,14 @@ class PositionWriter:
                 return written
 
     async def flush_character(self, character_id: int) -> None:
-        """Write one character's live position now (its connection ended)."""
-        state = await self.store.get(character_id)
-        if state is not None:
+        """Write one character's live position now (its connection ended), unless the
+        database holds it already (no move since it was last written or loaded); on failure
+        it is marked dirty again for the write-behind."""
+        state = await self.store.take(character_id)
+        if state is None:
+            return
+        try:
             await _save(_stored([state]))
+        except Exception:
+            await self.store.mark_dirty([character_id])
+            raise

@@ -230,6 +230,19 @@ async def test_position_is_written_behind_when_the_connection_ends(world: Any) -
 
 
 @FAST
+async def test_a_connection_that_ends_without_a_move_writes_no_position(world: Any) -> None:
+    alice = await play(world["alice"])
+    character = world["alice"].character
+    # Moved in the database meanwhile (an operator's fix): nothing live may overwrite it.
+    await database_sync_to_async(Character.objects.filter(pk=character.pk).update)(
+        pos_x=33.0, pos_y=44.0
+    )
+    await alice.disconnect()
+    stored = await database_sync_to_async(Character.objects.get)(pk=character.pk)
+    assert (stored.pos_x, stored.pos_y) == (33.0, 44.0)
+
+
+@FAST
 async def test_reselecting_keeps_the_live_position(world: Any) -> None:
     alice = await play(world["alice"])
     await request(alice, "character:move", {"x": 5, "y": 5}, ack=1)

@@ -64,6 +64,24 @@ async def test_a_selection_in_another_zone_stores_the_given_position_clean(
     assert await store.take_dirty(10) == []
 
 
+async def test_a_position_stored_clean_is_not_taken_for_writing(store: LiveStore) -> None:
+    await store.enter(selected())
+
+    assert await store.take(7) is None
+    assert await store.get(7) == selected()  # still live, only not to be written
+
+
+async def test_a_moved_position_is_taken_for_writing_once(store: LiveStore) -> None:
+    moved = LiveState(7, 1, "zone1", MOVED, 900.0, budget=4.5)
+    await store.put(moved, dirty=True)
+
+    assert await store.take(7) == moved
+    assert await store.take(7) is None
+    assert await store.take_dirty(10) == []  # the write-behind does not write it again
+    await store.mark_dirty([7])  # a failed write puts it back
+    assert await store.take_dirty(10) == [moved]
+
+
 @needs_redis
 async def test_a_partial_live_hash_is_not_carried_over() -> None:
     store = RedisLiveStore()
