@@ -7,9 +7,9 @@ by default ``RedactingFormatter`` keeps lines human-readable. Both pass what the
 
 The consumers ``bind()`` the connection's ``socket_id`` and, once known, its ``user_id``. The
 binding lives in a ``ContextVar`` of the connection's task: everything logged while handling that
-connection carries it, including tasks it starts (asyncio copies the context) and
-``database_sync_to_async`` calls (asgiref does too). This module imports no Django: the logging
-configuration loads it before the apps are ready.
+connection carries it, including tasks it starts (asyncio copies the context) and calls on the
+ORM thread (asgiref's ``sync_to_async`` copies it too). This module imports no Django: the
+logging configuration loads it before the apps are ready.
 """
 
 from __future__ import annotations

@@ -7,8 +7,8 @@ future, callbacks, a copied context). ``DirectConsumer`` awaits ``receive`` itse
 connection's own task: the same order (one message is dispatched before the next is read),
 less CPU per message and ~1.3 KB less per idle connection. Channels' per-message
 ``aclose_old_connections()`` thread hop is skipped too: a consumer never touches the database
-itself, and every database call goes through ``database_sync_to_async``, which manages
-connections around each call.
+itself, and every database call goes through ``realtime.core.db.db``, which manages the ORM
+thread's connection.
 """
 
 from __future__ import annotations
