@@ -251,14 +251,15 @@ class Script:
         self._connection = connection
         self.lua = lua
         self.sha = hashlib.sha1(lua.encode()).hexdigest()  # noqa: S324 - Redis names scripts so
+        self._batched: Any = None  # redis-py's Script, for calls inside a redis-py pipeline
 
     def __call__(
         self, keys: Sequence[Arg] = (), args: Sequence[Arg] = (), client: Any = None
     ) -> Awaitable[Any]:
         if client is not None:  # a redis-py pipeline batching this call with others
-            run: Awaitable[Any] = client.register_script(self.lua)(
-                keys=keys, args=args, client=client
-            )
+            if self._batched is None:  # one object: the pipeline checks it exists only once
+                self._batched = client.register_script(self.lua)
+            run: Awaitable[Any] = self._batched(keys=keys, args=args, client=client)
             return run
         return self._run(keys, args)
 
