@@ -6,13 +6,12 @@ command on this machine with 50 callers at once, against about 5 µs for writing
 one shared connection and resolving a future when its reply arrives (bench/README.md). Redis
 answers the commands of a connection in the order it received them, so one connection carries
 every concurrent caller's commands back to back and matches replies to callers by order, as
-Node's ``redis`` client does. A connect + ``character:select`` makes about ten round trips, a
-chat message three: that difference is a large part of a connect's cost.
+Node's ``redis`` client does. A connect + ``character:select`` + disconnect makes about ten
+round trips and a chat message two: that difference was a fifth of a connect's CPU.
 
 It keeps the failure rules of ``realtime.core.redis_client``: ``timeout_s`` (1 s) to connect and
-the same for an answer,
-no retries, and redis-py's exception classes (``REDIS_ERRORS`` covers them), so callers report
-an unreachable Redis the same way whichever client carried the call.
+as much for an answer, no retries, and redis-py's exception classes (``REDIS_ERRORS`` covers
+them), so callers report an unreachable Redis the same way whichever client carried the call.
 
 * A reply not received within ``timeout_s`` fails every unanswered command of the
   connection with ``TimeoutError`` and drops the connection: the replies still on their way
