@@ -1,4 +1,6 @@
-"""Redis clients: one async client per event loop (never shared across loops), one sync client.
+"""Redis clients: per event loop (never shared across loops) a redis-py pool and, for the hot
+path's scripts and single commands, one pipelined connection (``realtime.core.resp``); one sync
+client.
 
 Every call fails fast when Redis is unreachable (1 s to connect or answer, no retries inside
 redis-py): the callers report it to ``realtime.core.health.REDIS`` and refuse, instead of
