@@ -10,6 +10,7 @@ test runs on asyncio's loop and on uvloop (uvicorn's), whose transports differ.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
@@ -39,6 +40,16 @@ def run(request: pytest.FixtureRequest) -> Iterator[Callable[[Awaitable[Any]], A
         yield run_one
 
 
+@contextlib.contextmanager
+def connection(url: str) -> Iterator[PipelinedRedis]:
+    """A pipelined connection of the test's own, closed after it."""
+    client = PipelinedRedis(url, TIMEOUT_S)
+    try:
+        yield client
+    finally:
+        client.close()
+
+
 async def _within(scenario: Awaitable[Any]) -> Any:
     async with asyncio.timeout(30):  # a hang fails the test instead of the suite
         return await scenario
@@ -48,15 +59,12 @@ def test_concurrent_commands_each_get_their_own_reply(
     run: Callable[[Awaitable[Any]], Any], redis_server: RedisServer
 ) -> None:
     async def scenario() -> list[Any]:
-        client = PipelinedRedis(redis_server.url, TIMEOUT_S)
-        try:
+        with connection(redis_server.url) as client:
             writes = [client.execute("SET", f"k{i}", f"v{i}") for i in range(300)]
             reads = [client.execute("GET", f"k{i}") for i in range(300)]
             counts = [client.execute("INCRBY", "n", i) for i in range(1, 301)]
             await asyncio.gather(*writes)
             return await asyncio.gather(*reads, *counts)
-        finally:
-            client.close()
 
     replies = run(scenario())
     assert replies[:300] == [f"v{i}".encode() for i in range(300)]
@@ -67,8 +75,7 @@ def test_an_error_reply_fails_only_its_command(
     run: Callable[[Awaitable[Any]], Any], redis_server: RedisServer
 ) -> None:
     async def scenario() -> tuple[list[Any], Any]:
-        client = PipelinedRedis(redis_server.url, TIMEOUT_S)
-        try:
+        with connection(redis_server.url) as client:
             await client.execute("SET", "text", "not a number")
             replies = await asyncio.gather(
                 client.execute("INCR", "text"),
@@ -77,8 +84,6 @@ def test_an_error_reply_fails_only_its_command(
                 return_exceptions=True,
             )
             return replies, await client.execute("GET", "counter")
-        finally:
-            client.close()
 
     (bad_type, unknown, counted), after = run(scenario())
     assert isinstance(bad_type, redis.exceptions.ResponseError), repr(bad_type)
@@ -92,8 +97,7 @@ def test_a_caller_that_stops_waiting_shifts_no_other_reply(
     run: Callable[[Awaitable[Any]], Any], redis_server: RedisServer
 ) -> None:
     async def scenario() -> list[Any]:
-        client = PipelinedRedis(redis_server.url, TIMEOUT_S)
-        try:
+        with connection(redis_server.url) as client:
             await client.execute("MSET", "a", "1", "b", "2", "c", "3")
 
             async def get(name: str) -> Any:
@@ -103,8 +107,6 @@ def test_a_caller_that_stops_waiting_shifts_no_other_reply(
             await asyncio.sleep(0)  # sent, not answered yet
             first.cancel()
             return list(await asyncio.gather(get("b"), get("c")))
-        finally:
-            client.close()
 
     assert run(scenario()) == [b"2", b"3"]
 
@@ -115,16 +117,13 @@ def test_a_script_unknown_to_redis_is_sent_again_with_its_body(
     lua = "return redis.call('INCRBY', KEYS[1], ARGV[1])"
 
     async def scenario() -> list[Any]:
-        client = PipelinedRedis(redis_server.url, TIMEOUT_S)
-        increment = Script(lua, lambda: client)
-        try:
+        with connection(redis_server.url) as client:
+            increment = Script(lua, lambda: client)
             first = await increment(keys=["s"], args=[2])  # unknown: EVAL
             second = await increment(keys=["s"], args=[3])  # known now: EVALSHA
             await client.execute("SCRIPT", "FLUSH")  # as after a restart
             third = await increment(keys=["s"], args=[4])
             return [first, second, third]
-        finally:
-            client.close()
 
     assert run(scenario()) == [2, 5, 9]
 
@@ -137,11 +136,8 @@ def test_password_and_database_of_the_url_are_used(
     url = f"redis://:s3cret@127.0.0.1:{redis_server.port}/3"
 
     async def scenario() -> Any:
-        client = PipelinedRedis(url, TIMEOUT_S)
-        try:
+        with connection(url) as client:
             return await client.execute("SET", "in-db-3", "yes")
-        finally:
-            client.close()
 
     try:
         assert run(scenario()) == b"OK"
@@ -161,8 +157,7 @@ def test_a_stalled_redis_fails_waiting_commands_after_the_timeout_then_serves_ag
     url = f"redis://127.0.0.1:{redis_proxy.port}/0"
 
     async def scenario() -> tuple[list[Any], Any]:
-        client = PipelinedRedis(url, TIMEOUT_S)
-        try:
+        with connection(url) as client:
             await client.execute("SET", "x", "1")
             redis_proxy.stall()
             stalled = await asyncio.gather(
@@ -170,8 +165,6 @@ def test_a_stalled_redis_fails_waiting_commands_after_the_timeout_then_serves_ag
             )
             redis_proxy.restore()
             return stalled, await client.execute("GET", "x")
-        finally:
-            client.close()
 
     stalled, after = run(scenario())
     assert all(isinstance(e, redis.exceptions.TimeoutError) for e in stalled), stalled
