@@ -138,7 +138,7 @@ class RateLimiter:
         item = self.limits.get(bucket)
         if item is None:
             return Verdict(True)
-        if self._fallback is not None:
+        if self.shared:
             args = [time.time(), item.amount, item.get_expiry(), 1]
             if await script(ACQUIRE_LUA)(keys=[self.redis_key(bucket, identity)], args=args):
                 return Verdict(True)
