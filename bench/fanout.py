@@ -666,35 +666,18 @@ def run_server(cfg: Config, name: str, clients: list[dict[str, str]], suffix: st
     argv = server_argv(cfg, name, port)
     result = ServerResult(name=name, command=argv)
     log = RESULTS / f"{cfg.name}-{name}{suffix}.log"
-    if reference:
-        env = {**os.environ}
-        cwd = NODE_DIR
-    else:
+    if not reference:
         clear_redis(cfg)
         clients = seed_world(cfg)  # fresh tokens, no chat rows of earlier servers
-        env = ours_env(cfg)
-        cwd = cfg.app_dir
     print(f"\n== {name}: {' '.join(argv)}", flush=True)
     result.waited_idle_s = wait_idle(cfg.wait_idle)
     result.load_avg = load_average()
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            pinned(cfg.server_core, argv), cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT
-        )
+    proc = launch(cfg, name, argv, log)
     gen: Generator | None = None
     try:
         wait_healthy(port, proc)
-        gen = Generator(
-            cfg,
-            {
-                "proto": "sio" if reference else "native",
-                "transport": cfg.transport,
-                "port": port,
-                "serverPid": proc.pid,
-                "clkTck": os.sysconf("SC_CLK_TCK"),
-                "clients": clients,
-            },
-            RESULTS / f"{cfg.name}-{name}{suffix}-loadgen.log",
+        gen = start_generator(
+            cfg, name, port, proc.pid, clients, RESULTS / f"{cfg.name}-{name}{suffix}-loadgen.log"
         )
         scenarios(cfg, gen, proc.pid, result, RESULTS / f"{cfg.name}-{name}{suffix}.perf.data")
         result.generator = gen.call({"cmd": "stats"})
@@ -710,14 +693,45 @@ def run_server(cfg: Config, name: str, clients: list[dict[str, str]], suffix: st
     return result
 
 
-def scenarios(cfg: Config, gen: Generator, pid: int, result: ServerResult, perf_out: Path) -> None:
-    n = cfg.clients
-    # Warm-up: one connection per zone connects, selects and leaves (the server builds its
-    # runtime on the first connection; that is not per-connection memory or CPU).
+def launch(cfg: Config, name: str, argv: list[str], log: Path) -> subprocess.Popen[bytes]:
+    """Start server ``name`` pinned to the server core, its output in ``log``."""
+    if name == REFERENCE:
+        env, cwd = {**os.environ}, NODE_DIR
+    else:
+        env, cwd = ours_env(cfg), cfg.app_dir
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            pinned(cfg.server_core, argv), cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT
+        )
+
+
+def start_generator(
+    cfg: Config, name: str, port: int, pid: int, clients: list[dict[str, str]], log: Path
+) -> Generator:
+    """The load generator for server ``name`` (Socket.IO frames to the reference)."""
+    config = {
+        "proto": "sio" if name == REFERENCE else "native",
+        "transport": cfg.transport,
+        "port": port,
+        "serverPid": pid,
+        "clkTck": os.sysconf("SC_CLK_TCK"),
+        "clients": clients,
+    }
+    return Generator(cfg, config, log)
+
+
+def warm_up(cfg: Config, gen: Generator) -> None:
+    """One connection per zone connects, selects and leaves (the server builds its runtime on
+    the first connection; that is not per-connection memory or CPU)."""
     warm = [z * cfg.per_zone for z in range(cfg.zones)]
     gen.call({"cmd": "connect", "clients": warm, "concurrency": 1})
     gen.call({"cmd": "close", "clients": warm})
     time.sleep(1.0)
+
+
+def scenarios(cfg: Config, gen: Generator, pid: int, result: ServerResult, perf_out: Path) -> None:
+    n = cfg.clients
+    warm_up(cfg, gen)
     base = proc_sample(pid)
     result.baseline_rss_mb = base.rss_kb / 1024
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -37,36 +36,17 @@ def storms(cfg: fanout.Config, name: str, cycles: int, reconnect: bool) -> list[
     fanout.clear_redis(cfg)
     clients = fanout.seed_world(cfg)
     port = fanout.free_port()
-    log = (fanout.RESULTS / f"storms-{name}.log").open("wb")
     fanout.wait_idle(cfg.wait_idle)
-    proc = subprocess.Popen(
-        fanout.pinned(cfg.server_core, fanout.server_argv(cfg, name, port)),
-        cwd=cfg.app_dir,
-        env=fanout.ours_env(cfg),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    argv = fanout.server_argv(cfg, name, port)
+    proc = fanout.launch(cfg, name, argv, fanout.RESULTS / f"storms-{name}.log")
     gen: fanout.Generator | None = None
     tick = os.sysconf("SC_CLK_TCK")
     costs: list[float] = []
     try:
         fanout.wait_healthy(port, proc)
-        gen = fanout.Generator(
-            cfg,
-            {
-                "proto": "native",
-                "transport": cfg.transport,
-                "port": port,
-                "serverPid": proc.pid,
-                "clkTck": tick,
-                "clients": clients,
-            },
-            fanout.RESULTS / f"storms-{name}-loadgen.log",
-        )
-        warm = [z * cfg.per_zone for z in range(cfg.zones)]
-        gen.call({"cmd": "connect", "clients": warm, "concurrency": 1})
-        gen.call({"cmd": "close", "clients": warm})
-        time.sleep(1.0)
+        log = fanout.RESULTS / f"storms-{name}-loadgen.log"
+        gen = fanout.start_generator(cfg, name, port, proc.pid, clients, log)
+        fanout.warm_up(cfg, gen)
         for cycle in range(cycles):
             user0, sys0 = cpu_ticks(proc.pid)
             storm = gen.call({"cmd": "connect", "concurrency": cfg.storm_concurrency})
@@ -93,7 +73,6 @@ def storms(cfg: fanout.Config, name: str, cycles: int, reconnect: bool) -> list[
         if gen is not None:
             gen.close()
         fanout.stop_server(proc)
-        log.close()
     return costs
 
 
