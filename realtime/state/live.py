@@ -42,9 +42,10 @@ class LiveStore(Protocol):
 
     async def enter(self, state: LiveState) -> LiveState:
         """Store ``state`` for a new selection of its character (its budget empty from
-        ``since``), keeping the stored position when the stored state is in the same zone: that
-        position may not be written yet, so it stays dirty; otherwise ``state``'s position (the
-        database's) is stored clean. Returns the state stored."""
+        ``since``), keeping the stored position when the stored state is in the same zone: it
+        stays dirty if it was not written yet and clean if it was (a reconnect that does not
+        move writes nothing); otherwise ``state``'s position (the database's) is stored clean.
+        Returns the state stored."""
         ...
 
     async def take_dirty(self, limit: int) -> list[LiveState]: ...
@@ -80,7 +81,7 @@ class LocalLiveStore:
         carried = live is not None and live.zone_id == state.zone_id
         if live is not None and carried:
             state = replace(state, position=live.position)
-        await self.put(state, dirty=carried)
+        await self.put(state, dirty=carried and state.character_id in self._dirty)
         return state
 
     async def take_dirty(self, limit: int) -> list[LiveState]:
@@ -116,7 +117,8 @@ _FIELDS = ["zone_id", "zone", "x", "y", "z", "d", "since", "budget"]
 
 # KEYS: the character's hash, the dirty set. ARGV: character id, then the new state's _FIELDS
 # values, then the hash's ttl (s). The stored position is kept when the stored state is whole
-# (as _decode reads it) and in the same zone. Returns the kept {x, y, z, d}, or false.
+# (as _decode reads it) and in the same zone, with its dirty mark as it was (written or not).
+# Returns the kept {x, y, z, d}, or false.
 _ENTER_LUA = """
 local old = redis.call('HMGET', KEYS[1], 'zone_id', 'zone', 'x', 'y', 'z', 'd', 'since')
 local carried = old[1] == ARGV[2]
@@ -126,7 +128,6 @@ end
 if carried then
   redis.call('HSET', KEYS[1], 'zone_id', ARGV[2], 'zone', ARGV[3], 'since', ARGV[8],
     'budget', ARGV[9])
-  redis.call('SADD', KEYS[2], ARGV[1])
 else
   redis.call('HSET', KEYS[1], 'zone_id', ARGV[2], 'zone', ARGV[3], 'x', ARGV[4], 'y', ARGV[5],
     'z', ARGV[6], 'd', ARGV[7], 'since', ARGV[8], 'budget', ARGV[9])

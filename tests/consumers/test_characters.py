@@ -243,6 +243,24 @@ async def test_a_connection_that_ends_without_a_move_writes_no_position(world: A
 
 
 @FAST
+async def test_a_reconnect_that_does_not_move_writes_no_position(world: Any) -> None:
+    alice = await play(world["alice"])
+    await request(alice, "character:move", {"x": 5, "y": 5}, ack=1)
+    await alice.disconnect()  # the move is written here
+    character = world["alice"].character
+    stored = await database_sync_to_async(Character.objects.get)(pk=character.pk)
+    assert (stored.pos_x, stored.pos_y) == (5.0, 5.0)
+    # A change in the database from now on shows whether anything writes a position again.
+    await database_sync_to_async(Character.objects.filter(pk=character.pk).update)(
+        pos_x=33.0, pos_y=44.0
+    )
+    again = await play(world["alice"])  # the live position, already written, is carried
+    await again.disconnect()
+    stored = await database_sync_to_async(Character.objects.get)(pk=character.pk)
+    assert (stored.pos_x, stored.pos_y) == (33.0, 44.0)
+
+
+@FAST
 async def test_reselecting_keeps_the_live_position(world: Any) -> None:
     alice = await play(world["alice"])
     await request(alice, "character:move", {"x": 5, "y": 5}, ack=1)

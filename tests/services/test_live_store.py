@@ -52,6 +52,20 @@ async def test_a_selection_in_the_same_zone_keeps_the_live_position_dirty(
     assert await store.take_dirty(10) == [expected]
 
 
+async def test_a_selection_in_the_same_zone_keeps_a_written_position_clean(
+    store: LiveStore,
+) -> None:
+    moved = LiveState(7, 1, "zone1", MOVED, 900.0, budget=4.5)
+    await store.put(moved, dirty=True)
+    assert await store.take(7) == moved  # written at the disconnect
+
+    stored = await store.enter(selected(since=1000.0))
+
+    assert stored == LiveState(7, 1, "zone1", MOVED, 1000.0, budget=0.0)
+    assert await store.take(7) is None
+    assert await store.take_dirty(10) == []
+
+
 async def test_a_selection_in_another_zone_stores_the_given_position_clean(
     store: LiveStore,
 ) -> None:
