@@ -6,6 +6,7 @@ import functools
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from django.db import connection
 from django.db.models import Field
 from django.db.models.options import Options
@@ -62,12 +63,13 @@ def zone_by_key(key: str) -> Zone | None:
     return Zone.objects.filter(key=key).first()
 
 
-# The character a connection selects, read with two statements of SQL written here rather than
+# The character a connection selects, read with one statement of SQL written here rather than
 # built by the ORM: building and compiling the equivalent querysets (select_related, a guild
 # subquery, the neighbours' join) cost several times the CPU of running them, on the path every
 # connect of a playing client takes (bench/README.md). Table and column names come from the
-# models' metadata, so the statements follow the models; both are plain SQL for SQLite and
-# PostgreSQL alike.
+# models' metadata, so the statement follows the models. The zone's neighbours come as one JSON
+# array of keys (the one part that differs between SQLite and PostgreSQL), so the whole read is
+# one round trip to the database.
 
 _CHARACTER_FIELDS = (
     "id", "owner", "name", "character_class", "level", "pos_x", "pos_y", "pos_z", "direction",
@@ -85,8 +87,9 @@ def column(meta: Options[Any], name: str) -> str:
 
 
 @functools.cache
-def _select_statements(vendor: str) -> tuple[str, str]:
-    """(the character with its zone and guild id by character id, a zone's neighbours' keys)."""
+def _select_statement(vendor: str) -> str:
+    """The character with its zone, guild id and its zone's neighbours' keys (a JSON array, or
+    NULL for none), by character id."""
     qn = connection.ops.quote_name
     c, z, m = Character._meta, Zone._meta, GuildMembership._meta
     through = z.get_field("neighbours").remote_field.through._meta  # type: ignore[union-attr]
@@ -96,18 +99,22 @@ def _select_statements(vendor: str) -> tuple[str, str]:
         f"(SELECT m.{column(m, 'guild')} FROM {qn(m.db_table)} m"  # noqa: S608 (names from the models; values are parameters)
         f" WHERE m.{column(m, 'character')} = c.{qn(c.pk.column)})"
     )
-    character = (
-        f"SELECT {', '.join(columns)}, {guild} FROM {qn(c.db_table)} c"  # noqa: S608 (names from the models; values are parameters)
+    keys = (
+        f"json_agg(nz.{column(z, 'key')})::text"
+        if vendor == "postgresql"
+        else f"json_group_array(nz.{column(z, 'key')})"
+    )
+    neighbours = (
+        f"(SELECT {keys} FROM {qn(z.db_table)} nz"  # noqa: S608 (names from the models; values are parameters)
+        f" INNER JOIN {qn(through.db_table)} n"
+        f" ON n.{column(through, 'to_zone')} = nz.{qn(z.pk.column)}"
+        f" WHERE n.{column(through, 'from_zone')} = z.{qn(z.pk.column)})"
+    )
+    return (
+        f"SELECT {', '.join(columns)}, {guild}, {neighbours} FROM {qn(c.db_table)} c"  # noqa: S608 (names from the models; values are parameters)
         f" INNER JOIN {qn(z.db_table)} z ON z.{qn(z.pk.column)} = c.{column(c, 'zone')}"
         f" WHERE c.{qn(c.pk.column)} = %s"
     )
-    neighbours = (
-        f"SELECT z.{column(z, 'key')} FROM {qn(z.db_table)} z"  # noqa: S608 (names from the models; values are parameters)
-        f" INNER JOIN {qn(through.db_table)} n"
-        f" ON n.{column(through, 'to_zone')} = z.{qn(z.pk.column)}"
-        f" WHERE n.{column(through, 'from_zone')} = %s"
-    )
-    return character, neighbours
 
 
 def access_character_for_user(*, user_id: int, character_id: int) -> CharacterView:
@@ -117,20 +124,18 @@ def access_character_for_user(*, user_id: int, character_id: int) -> CharacterVi
     Raises ``CharacterNotFound`` when there is no such character and ``CharacterAccessDenied``
     when it belongs to someone else.
     """
-    character_sql, neighbours_sql = _select_statements(connection.vendor)
     with connection.cursor() as cursor:
-        cursor.execute(character_sql, [character_id])
+        cursor.execute(_select_statement(connection.vendor), [character_id])
         row = cursor.fetchone()
-        if row is None:
-            raise CharacterNotFound(f"Character {character_id} does not exist")
-        (cid, owner_id, name, character_class, level, x, y, z, direction, health, max_health,
-         mana, max_mana, strength, agility, intelligence, status,
-         zone_id, zone_key, zone_name, min_x, max_x, min_y, max_y, spawn_x, spawn_y, spawn_z,
-         guild_id) = row  # fmt: skip
-        if owner_id != user_id:
-            raise CharacterAccessDenied("That character is not yours")
-        cursor.execute(neighbours_sql, [zone_id])
-        neighbours = frozenset(key for (key,) in cursor.fetchall())
+    if row is None:
+        raise CharacterNotFound(f"Character {character_id} does not exist")
+    (cid, owner_id, name, character_class, level, x, y, z, direction, health, max_health,
+     mana, max_mana, strength, agility, intelligence, status,
+     zone_id, zone_key, zone_name, min_x, max_x, min_y, max_y, spawn_x, spawn_y, spawn_z,
+     guild_id, neighbour_keys) = row  # fmt: skip
+    if owner_id != user_id:
+        raise CharacterAccessDenied("That character is not yours")
+    neighbours = frozenset(orjson.loads(neighbour_keys)) if neighbour_keys else frozenset()
     zone = ZoneView(
         id=zone_id,
         key=zone_key,

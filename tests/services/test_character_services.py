@@ -43,6 +43,19 @@ def test_select_returns_the_owners_character_with_zone_and_guild(world: Any) -> 
     )
 
 
+def test_select_reads_every_neighbour_of_the_zone_and_none_of_a_lone_zone(world: Any) -> None:
+    bob = world["bob"]
+    Character.objects.filter(pk=bob.pk).update(zone=Zone.objects.get(key="meadow_path"))
+    view = services.character_select(user_id=bob.owner_id, character_id=bob.pk)
+    assert view.zone.neighbours == frozenset({"dark_forest", "starting_village"})
+    lone = Zone.objects.create(
+        key="lone_isle", name="Lone Isle", min_x=0, max_x=10, min_y=0, max_y=10
+    )
+    Character.objects.filter(pk=bob.pk).update(zone=lone)
+    view = services.character_select(user_id=bob.owner_id, character_id=bob.pk)
+    assert view.zone.key == "lone_isle" and view.zone.neighbours == frozenset()
+
+
 def test_select_refuses_someone_elses_character(world: Any) -> None:
     with pytest.raises(CharacterAccessDenied):
         services.character_select(user_id=world["bob"].owner_id, character_id=world["alice"].pk)
