@@ -306,6 +306,17 @@ async def test_push_activities_keeps_each_users_in_order(store: PresenceStore) -
     assert await store.activities(12) == [{"n": 9}]
 
 
+async def test_push_activities_keep_each_users_newest_100_across_batches(
+    store: PresenceStore,
+) -> None:
+    items = [(20 + n % 2, {"n": n}) for n in range(1_101)]  # more than one batch of 500
+
+    await store.push_activities(items)
+
+    assert [a["n"] for a in await store.activities(20)] == list(range(1_100, 900, -2))
+    assert [a["n"] for a in await store.activities(21)] == list(range(1_099, 899, -2))
+
+
 async def test_put_many_refreshes_expiry_of_every_entry(store: PresenceStore) -> None:
     a, b = conn("a", 1, zone="town"), conn("b", 2, zone="town")
     await store.put(a, now_ms=T0, ttl_ms=TTL)
