@@ -107,3 +107,15 @@ async def test_a_partial_live_hash_is_not_carried_over() -> None:
     assert stored == selected()
     assert await store.get(7) == selected()
     await close_async_redis()
+
+
+async def test_put_stores_the_state_and_marks_it_dirty_or_written(store: LiveStore) -> None:
+    moved = LiveState(7, 1, "zone1", MOVED, 900.0, budget=4.5)
+    await store.put(moved, dirty=True)
+    assert await store.get(7) == moved
+    assert await store.take_dirty(10) == [moved]
+
+    await store.put(moved, dirty=True)
+    await store.put(selected(), dirty=False)  # written meanwhile: no longer to be written
+    assert await store.get(7) == selected()
+    assert await store.take_dirty(10) == []
