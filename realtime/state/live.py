@@ -245,9 +245,8 @@ class RedisLiveStore:
     @redis_guarded("live")
     async def claim_cooldown(self, character_id: int, action: str, cooldown_ms: int) -> int:
         """Start the cooldown unless it runs (atomic across processes); 0 or the ms left."""
-        client = async_redis()
         name = key("cooldown", character_id, action)
-        if await client.set(name, 1, nx=True, px=max(1, cooldown_ms)):
+        if await command("SET", name, 1, "NX", "PX", max(1, cooldown_ms)):
             return 0
-        left = int(await client.pttl(name))
+        left = int(await command("PTTL", name))
         return max(1, left)
