@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -87,7 +88,7 @@ def column(meta: Options[Any], name: str) -> str:
 
 
 @functools.cache
-def _select_statement(vendor: str) -> str:
+def character_statement(vendor: str) -> str:
     """The character with its zone, guild id and its zone's neighbours' keys (a JSON array, or
     NULL for none), by character id."""
     qn = connection.ops.quote_name
@@ -125,14 +126,22 @@ def access_character_for_user(*, user_id: int, character_id: int) -> CharacterVi
     when it belongs to someone else.
     """
     with connection.cursor() as cursor:
-        cursor.execute(_select_statement(connection.vendor), [character_id])
-        row = cursor.fetchone()
-    if row is None:
+        cursor.execute(character_statement(connection.vendor), [character_id])
+        rows = cursor.fetchall()
+    return character_from_rows(rows, user_id=user_id, character_id=character_id)
+
+
+def character_from_rows(
+    rows: Sequence[Sequence[Any]], *, user_id: int, character_id: int
+) -> CharacterView:
+    """``access_character_for_user``'s decision on the rows of ``character_statement`` (run by
+    a caller of its own, e.g. on an async connection)."""
+    if not rows:
         raise CharacterNotFound(f"Character {character_id} does not exist")
     (cid, owner_id, name, character_class, level, x, y, z, direction, health, max_health,
      mana, max_mana, strength, agility, intelligence, status,
      zone_id, zone_key, zone_name, min_x, max_x, min_y, max_y, spawn_x, spawn_y, spawn_z,
-     guild_id, neighbour_keys) = row  # fmt: skip
+     guild_id, neighbour_keys) = rows[0]  # fmt: skip
     if owner_id != user_id:
         raise CharacterAccessDenied("That character is not yours")
     neighbours = frozenset(orjson.loads(neighbour_keys)) if neighbour_keys else frozenset()

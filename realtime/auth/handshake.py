@@ -7,13 +7,12 @@ import logging
 from dataclasses import dataclass
 
 from django.contrib.auth import get_user_model
-from django.db import connection
 from django.utils import timezone
 
 from realtime.auth.tokens import AuthError, TokenInfo, decode_access_token
-from realtime.core.db import db
 from realtime.core.errors import ErrorCode
 from realtime.core.health import REDIS
+from realtime.core.reads import Rows, read
 from realtime.core.redis_client import redis_enabled
 from realtime.core.sql import column, pk, table
 from realtime.models import Ban, RevokedToken
@@ -59,15 +58,18 @@ def _account_statement(vendor: str) -> str:
     )
 
 
-def check_account(user_id: int, jti: str) -> AccountCheck:
+async def check_account(user_id: int, jti: str) -> AccountCheck:
     """One query: the account, whether it may connect, whether the token was revoked."""
-    now = connection.ops.adapt_datetimefield_value(timezone.now())
-    with connection.cursor() as cursor:
-        cursor.execute(_account_statement(connection.vendor), [now, jti, now, user_id])
-        row = cursor.fetchone()
-    if row is None:
+    now = timezone.now()
+    return await read(
+        _account_statement, [now, jti, now, user_id], functools.partial(_account_check, user_id)
+    )
+
+
+def _account_check(user_id: int, rows: Rows) -> AccountCheck:
+    if not rows:
         return AccountCheck(None, False, False)
-    username, is_staff, is_active, banned, revoked = row
+    username, is_staff, is_active, banned, revoked = rows[0]
     account = Account(user_id, username, bool(is_staff))
     return AccountCheck(account, bool(is_active) and not banned, bool(revoked))
 
@@ -114,7 +116,7 @@ async def authenticate(
         raise AuthError(ErrorCode.AUTH_REQUIRED)
     try:
         info = decode_access_token(raw_token)
-        found = await db(check_account, info.user_id, info.jti)
+        found = await check_account(info.user_id, info.jti)
         if found.account is None:
             raise AuthError(ErrorCode.TOKEN_INVALID)
         if found.revoked:

@@ -70,8 +70,12 @@ def is_outage(exc: BaseException) -> bool:
     refused, reset, timed out, shutting down), not that the request itself was wrong."""
     if not isinstance(exc, OperationalError | InterfaceError):
         return False
-    cause = exc.__cause__
-    sqlstate = getattr(cause, "sqlstate", None)
+    return connection_lost(exc.__cause__)
+
+
+def connection_lost(error: BaseException | None) -> bool:
+    """Whether a driver's (psycopg's) operational error says the server is out of reach."""
+    sqlstate = getattr(error, "sqlstate", None)
     # No SQLSTATE: the client never got an answer. 08: connection exception; 57P: operator
     # intervention (the server shutting down or restarting).
     return sqlstate is None or str(sqlstate).startswith(("08", "57P"))

@@ -38,6 +38,8 @@ class Dependency:
         self.name = name
         self._up = True
         self._since = time.monotonic()
+        # How many times it went down: a connection made before an outage is not to be trusted.
+        self.outages = 0
         self._warned: set[str] = set()
         self._lock = threading.Lock()
         metrics.DEPENDENCY_UP.labels(name).set(1)
@@ -58,6 +60,7 @@ class Dependency:
             if first:
                 self._up = False
                 self._since = time.monotonic()
+                self.outages += 1
                 self._warned = set()
                 metrics.DEPENDENCY_UP.labels(self.name).set(0)
                 metrics.DEPENDENCY_OUTAGES.labels(self.name).inc()

@@ -6,12 +6,13 @@ position (``realtime.state.live``) by the server's clock and written behind by `
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Any
 
 from django.conf import settings
 
-from characters import rules, services
+from characters import rules, selectors, services
 from characters.selectors import CharacterView
 from combat.services import active_session_for_character
 from realtime.connection.session import Session
@@ -19,6 +20,7 @@ from realtime.core.clock import now_ms, now_s
 from realtime.core.constants import CloseReason
 from realtime.core.db import db
 from realtime.core.errors import ErrorCode, Reject
+from realtime.core.reads import read
 from realtime.fanout import rooms as room_names
 from realtime.fanout.history import StreamPosition
 from realtime.handlers.common import playing_of
@@ -70,14 +72,24 @@ async def _leave_playing(session: Session, playing: Playing) -> None:
         await session.leave(room_names.guild_room(playing.guild_id))
 
 
+async def playable_character(user_id: int, character_id: int) -> CharacterView:
+    """The character ``user_id`` may play, as stored (``characters.selectors`` decides; the
+    read runs on the event loop on PostgreSQL, ``realtime.core.reads``)."""
+    return await read(
+        selectors.character_statement,
+        [character_id],
+        functools.partial(
+            selectors.character_from_rows, user_id=user_id, character_id=character_id
+        ),
+    )
+
+
 async def live_state(session: Session, playing: Playing) -> LiveState:
     """The character's live state; rebuilt from the database if it was dropped."""
     state = await session.runtime.live.get(playing.character_id)
     if state is not None and state.zone_id == playing.zone_id:
         return state
-    view = await db(
-        services.character_select, user_id=session.user_id, character_id=playing.character_id
-    )
+    view = await playable_character(session.user_id, playing.character_id)
     state = LiveState(view.id, view.zone.id, view.zone.key, view.position, now_s())
     await session.runtime.live.put(state, dirty=False)
     return state
@@ -135,9 +147,7 @@ def wire_positions(positions: dict[str, StreamPosition]) -> dict[str, dict[str, 
 
 
 async def select(session: Session, payload: CharacterSelectPayload, *, received_at: float) -> Reply:
-    view = await db(
-        services.character_select, user_id=session.user_id, character_id=payload.characterId
-    )
+    view = await playable_character(session.user_id, payload.characterId)
     position, joined = await enter_world(session, view, received_at)
     return Reply(
         "character:selected",

@@ -14,8 +14,6 @@ from typing import Any
 from django.conf import settings
 from django.utils import timezone
 
-from characters.selectors import CharacterView
-from characters.services import character_select
 from combat import challenges, services
 from combat.services import CombatView
 from realtime.connection.session import Session
@@ -26,7 +24,7 @@ from realtime.core.loops import repeat
 from realtime.fanout import rooms as room_names
 from realtime.fanout.broadcast import Broadcast
 from realtime.fanout.history import StreamPosition
-from realtime.handlers.characters import enter_world, wire_character
+from realtime.handlers.characters import enter_world, playable_character, wire_character
 from realtime.handlers.common import playing_of
 from realtime.handlers.reply import Reply
 from realtime.protocol.combat_payloads import (
@@ -269,9 +267,7 @@ async def rejoin(
     if found is None:
         return {}, {}
     character_id, session_id = found
-    view: CharacterView = await db(
-        character_select, user_id=session.user_id, character_id=character_id
-    )
+    view = await playable_character(session.user_id, character_id)
     position, joined = await enter_world(session, view)
     fight = await db(services.combat_state, session_id=session_id, character_id=character_id)
     joined.update(await session.join_many([room_names.combat_room(session_id)]))

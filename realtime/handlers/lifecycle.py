@@ -14,14 +14,13 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from django.db import connection
 from django.utils import timezone
 
 from characters.models import Character
 from chat.models import Block, Mute
 from combat.models import CombatParticipant
 from realtime.connection.session import Session
-from realtime.core.db import db
+from realtime.core.reads import Rows, read
 from realtime.core.sql import column, datetime_value, pk, table
 from realtime.fanout.history import StreamPosition
 from realtime.handlers import chat, combat
@@ -61,16 +60,16 @@ def _account_state_statement(vendor: str) -> str:
     )
 
 
-def account_state(user_id: int) -> AccountState:
-    """On the ORM thread, in one statement: what a new connection needs of its account
-    besides the handshake's check."""
-    now = connection.ops.adapt_datetimefield_value(timezone.now())
-    with connection.cursor() as cursor:
-        cursor.execute(
-            _account_state_statement(connection.vendor),
-            [user_id, now, True, user_id, True, user_id, user_id],
-        )
-        rows = cursor.fetchall()
+async def account_state(user_id: int) -> AccountState:
+    """In one statement: what a new connection needs of its account besides the handshake's
+    check."""
+    now = timezone.now()
+    return await read(
+        _account_state_statement, [user_id, now, True, user_id, True, user_id, user_id], _state
+    )
+
+
+def _state(rows: Rows) -> AccountState:
     muted_until, character_id, combat_id, _ = rows[0]
     blocked = frozenset(row[3] for row in rows if row[3] is not None)
     fight = (character_id, combat_id) if character_id is not None else None
@@ -92,7 +91,7 @@ async def open_session(session: Session, joined: Callable[[], None] | None = Non
         offsets = await session.open()
         if joined is not None:
             joined()
-        state = await db(account_state, session.user_id)
+        state = await account_state(session.user_id)
         chat.apply_state(session, state.chat)
         await finish_open(session, offsets, state.active_fight)
     finally:

@@ -29,7 +29,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from characters.selectors import CharacterView
-from characters.services import character_select
 from combat import services as combat_services
 from domain.errors import DomainError
 from realtime.connection.session import Session
@@ -38,7 +37,7 @@ from realtime.core.errors import ServiceUnavailable
 from realtime.fanout import rooms as room_names
 from realtime.fanout.history import HistoryEntry, StreamPosition, missed_since
 from realtime.handlers import chat
-from realtime.handlers.characters import enter_world, wire_character
+from realtime.handlers.characters import enter_world, playable_character, wire_character
 from realtime.handlers.lifecycle import finish_open, open_session
 from realtime.state.recovery import RecoveryRecord, enabled, new_pid
 
@@ -117,7 +116,7 @@ async def _world(session: Session, record: RecoveryRecord) -> _World:
             raise _NotRecoverable
         return _World()
     try:
-        view = await db(character_select, user_id=session.user_id, character_id=record.character_id)
+        view = await playable_character(session.user_id, record.character_id)
     except DomainError:
         raise _NotRecoverable from None
     expected = {room_names.character_room(view.id), room_names.zone_room(view.zone.key)}

@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from typing import Any, TypeVar, cast
 
 from realtime.core.errors import ServiceUnavailable
+from realtime.core.reads import close_reads
 from realtime.core.redis_client import close_async_redis, redis_enabled
 from realtime.fanout import broadcast as broadcast_module
 from realtime.fanout.broadcast import Broadcast, Bus
@@ -129,6 +130,7 @@ class Runtime:
             broadcast_module.set_process_bus(None)
         if redis_enabled():
             await close_async_redis()
+        await close_reads()
 
     async def before_exit(self) -> None:
         """Graceful shutdown: every live position written, presence entries removed (and the

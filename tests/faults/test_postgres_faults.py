@@ -20,6 +20,7 @@ Two faults, both at ``rig.pg_proxy`` (PostgreSQL itself is shared and never stop
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 
@@ -247,3 +248,51 @@ async def test_a_database_outage_fails_fast_applies_nothing_later_and_spares_oth
         warnings = warning_lines(server, since=outage_marks[server.name])
         assert len(warnings) <= MAX_WARNINGS_PER_OUTAGE, (server.name, warnings)
     assert_clean_logs(daphne, uvicorn)
+
+
+@pytest.mark.parametrize("first", ["connect", "chat"])
+@pytest.mark.parametrize("fault", ["cut", "stall"])
+async def test_a_connect_in_an_outage_is_refused_in_time_and_the_first_after_it_plays(
+    rig: Rig, fault: str, first: str
+) -> None:
+    """The handshake's and the select's reads run on a connection of the event loop's own
+    (``realtime.core.reads``). A connect in the outage is refused within the deadline, whether
+    it is the first to meet the outage (its read gives up) or a chat message met it before (the
+    database is known to be down). Once the server reports the database back, the very next
+    connect and select work: the reads' connection from before the outage (reset by the cut,
+    or given up on in the stall) is not used again."""
+    servers = rig.start("daphne", "uvicorn")
+    players = [await create_player() for _ in range(3 * len(servers))]
+    warm, refused, back = (players[i::3] for i in range(3))
+    async with contextlib.AsyncExitStack() as stack:
+        clients = []
+        for server, player in zip(servers, warm, strict=True):
+            token = await access_token(player.user_id)
+            client = await stack.enter_async_context(open_client(server, token, server.name))
+            await select(client, player)  # the reads' connection is made and in use
+            clients.append(client)
+
+        if fault == "cut":
+            rig.pg_proxy.cut()
+        else:
+            rig.pg_proxy.stall()
+        if first == "chat":
+            for client in clients:
+                assert_refused_for_outage(await chat(client, "in the outage", FAIL_FAST_S + 1), "")
+        for server, player in zip(servers, refused, strict=True):
+            token = await access_token(player.user_id)
+            outcome = await connect_outcome(server, token, timeout=FAIL_FAST_S + 1)
+            assert not outcome.accepted, (server.name, outcome)
+            assert outcome.frames[-1]["data"]["code"] == "SERVICE_UNAVAILABLE", outcome
+            assert outcome.close == (1013, "SERVICE_UNAVAILABLE"), (server.name, outcome)
+            assert outcome.took <= FAIL_FAST_S, (server.name, outcome)
+
+        rig.pg_proxy.restore()
+        for server, player in zip(servers, back, strict=True):
+            deadline = time.monotonic() + RECOVERY_S
+            while (await http("GET", f"{server.http_url}/readyz", timeout=5.0))[0] != 200:
+                assert time.monotonic() < deadline, f"{server.name} not ready again"
+                await asyncio.sleep(0.05)
+            token = await access_token(player.user_id)
+            async with open_client(server, token, f"back@{server.name}") as client:
+                await select(client, player)

@@ -7,6 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from asgiref.sync import async_to_sync
 from django.core.management import call_command
 from django.utils import timezone
 
@@ -35,7 +36,7 @@ def as_the_orm_reads_it(user_id: int) -> tuple[frozenset[int], Any, tuple[int, i
 
 
 def read(user_id: int) -> tuple[frozenset[int], Any, tuple[int, int] | None]:
-    state = account_state(user_id)
+    state = async_to_sync(account_state)(user_id)
     return state.chat.blocked_user_ids, state.chat.muted_until, state.active_fight
 
 

@@ -1,0 +1,200 @@
+"""The hot path's reads: on PostgreSQL, on the event loop itself, without the ORM thread.
+
+Every connect reads its account twice and every ``character:select`` reads the character: plain
+statements of hand-written SQL whose rows the caller turns into a value. Through ``db()`` each
+is a hop to the ORM thread and back, and in a connect storm the hop costs more CPU than the
+query (the loop and the thread hand work and the GIL to each other: ~310 µs of CPU per read
+with 50 in flight, against ~120 µs for the same statement on psycopg's async connection,
+bench/README.md). So on PostgreSQL ``read()`` runs the statement on one async connection per
+event loop, one statement at a time (as the one ORM thread did). Elsewhere (SQLite, the
+embedded default) it is a ``db()`` call, as before.
+
+It keeps ``db()``'s rules (PROTOCOL.md §8a): refused at once while the database is known to be
+down; a read that gets no answer within ``AETURNIS_DB_TIMEOUT_S`` from its start has its
+socket shut, the database is reported down and the caller refused; reads queued behind it are
+refused when their turn comes. Only reads come here: nothing written can be applied late. The
+connection is made again after any failure and after any outage reported elsewhere, so a
+connection that died with the database is never used once it is back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime
+import os
+import socket
+import time
+import weakref
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+from django.conf import settings
+from django.db import DEFAULT_DB_ALIAS, connection, connections
+
+from realtime.core.db import connection_lost, database_failed, db
+from realtime.core.errors import ServiceUnavailable
+from realtime.core.health import DATABASE, RETRY_AFTER_S
+
+T = TypeVar("T")
+
+Rows = list[tuple[Any, ...]]
+
+
+async def read(
+    statement: Callable[[str], str], params: Sequence[Any], result: Callable[[Rows], T]
+) -> T:
+    """``result`` of the rows of ``statement(vendor)`` run with ``params`` (read-only SQL)."""
+    if connections[DEFAULT_DB_ALIAS].vendor != "postgresql":
+        return await db(_read_here, statement, params, result)
+    return result(await _loop_connection().fetch(statement("postgresql"), params))
+
+
+def _read_here(
+    statement: Callable[[str], str], params: Sequence[Any], result: Callable[[Rows], T]
+) -> T:
+    """On the ORM thread, with Django's connection (datetimes adapted as the ORM would)."""
+    ops = connection.ops
+    values = [
+        ops.adapt_datetimefield_value(p) if isinstance(p, datetime.datetime) else p for p in params
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(statement(connection.vendor), values)
+        rows = cursor.fetchall()
+    return result(rows)
+
+
+class _LoopConnection:
+    """One psycopg async connection of one event loop; statements run on it one at a time."""
+
+    def __init__(self) -> None:
+        self._lock = asyncio.Lock()
+        self._conn: Any = None
+        self._outages = 0  # DATABASE's outage count when the connection was made
+        self._timed_out = False
+
+    async def fetch(self, sql: str, params: Sequence[Any]) -> Rows:
+        DATABASE.check()
+        # Shielded: a caller that stops waiting (its socket closed) must not cancel a statement
+        # half way; it finishes (or its deadline cuts it) and the next one starts after it.
+        task = asyncio.ensure_future(self._fetch(sql, params))
+        task.add_done_callback(_collect)
+        return await asyncio.shield(task)
+
+    async def _fetch(self, sql: str, params: Sequence[Any]) -> Rows:
+        async with self._lock:
+            if not DATABASE.up:  # marked down while this read waited its turn
+                raise ServiceUnavailable(DATABASE.name, RETRY_AFTER_S)
+            timeout = float(settings.AETURNIS_DB_TIMEOUT_S)
+            started = time.monotonic()
+            try:
+                conn = await asyncio.wait_for(self._connection(), timeout)
+            except Exception as exc:  # refused, reset, timed out, or not let in: no reads
+                self._drop()
+                raise database_failed("db", exc) from None
+            left = max(0.001, started + timeout - time.monotonic())
+            self._timed_out = False
+            watchdog = asyncio.get_running_loop().call_later(left, self._interrupt, conn)
+            try:
+                cursor = conn.cursor()
+                await cursor.execute(sql, params)
+                return list(await cursor.fetchall())
+            except Exception as exc:
+                failure = self._failure(exc)
+                if failure is None:
+                    raise
+                self._drop()
+                raise failure from None
+            finally:
+                watchdog.cancel()
+
+    def _failure(self, exc: Exception) -> ServiceUnavailable | None:
+        """The refusal for an outage (the database went away, or did not answer in time),
+        None for an error of the statement itself."""
+        import psycopg  # only a PostgreSQL deployment gets here
+
+        if self._timed_out:
+            return database_failed("db", TimeoutError("no answer within the deadline"))
+        lost = isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError)
+        if lost and connection_lost(exc):
+            return database_failed("db", exc)
+        return None
+
+    async def _connection(self) -> Any:
+        conn = self._conn
+        if conn is not None and (conn.closed or conn.broken or self._outages != DATABASE.outages):
+            self._drop()
+            conn = None
+        if conn is None:
+            conn = self._conn = await _connect()
+            self._outages = DATABASE.outages
+        return conn
+
+    def _interrupt(self, conn: Any) -> None:
+        """The statement overran its deadline: shut its socket, so its read fails at once."""
+        self._timed_out = True
+        with contextlib.suppress(Exception):  # OSError, or psycopg's for a closed connection
+            fd = conn.pgconn.socket
+            stuck = socket.socket(fileno=os.dup(fd))
+            try:
+                stuck.shutdown(socket.SHUT_RDWR)
+            finally:
+                stuck.close()
+
+    def _drop(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            _finish(conn)
+
+    async def close(self) -> None:
+        async with self._lock:
+            self._drop()
+
+
+async def _connect() -> Any:
+    import psycopg  # only a PostgreSQL deployment gets here
+
+    params = connections[DEFAULT_DB_ALIAS].get_connection_params()
+    params.pop("cursor_factory", None)
+    conn = await psycopg.AsyncConnection.connect(
+        **params, autocommit=True, cursor_factory=psycopg.AsyncClientCursor
+    )
+    # As Django's own connections: timestamps in UTC.
+    if conn.info.parameter_status("TimeZone") != "UTC":
+        await conn.execute("SELECT set_config('TimeZone', 'UTC', false)")
+    return conn
+
+
+def _collect(task: asyncio.Future[Any]) -> None:
+    """A read whose caller stopped waiting: its error goes nowhere (it was answered, or
+    reported, where it happened)."""
+    if not task.cancelled():
+        task.exception()
+
+
+def _finish(conn: Any) -> None:
+    """Close without awaiting (libpq's own close): also when the loop is gone."""
+    with contextlib.suppress(Exception):
+        conn.pgconn.finish()
+
+
+_connections: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopConnection] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _loop_connection() -> _LoopConnection:
+    loop = asyncio.get_running_loop()
+    holder = _connections.get(loop)
+    if holder is None:
+        holder = _connections[loop] = _LoopConnection()
+        # A loop that ends without close_reads() (a test's) still closes its connection.
+        weakref.finalize(loop, holder._drop)
+    return holder
+
+
+async def close_reads() -> None:
+    """Close this loop's connection (at shutdown, and between tests that each have a loop)."""
+    holder = _connections.pop(asyncio.get_running_loop(), None)
+    if holder is not None:
+        await holder.close()
