@@ -67,6 +67,9 @@ def env_list(name: str, default: list[str]) -> list[str]:
 # (PROTOCOL.md §8a: within 2 s) and the database counts as down.
 DB_TIMEOUT_S = env_float("AETURNIS_DB_TIMEOUT_S", 1.5)
 AETURNIS_DB_TIMEOUT_S = DB_TIMEOUT_S
+# Connections of a process's event loop for the hot path's reads (realtime.core.reads), on top
+# of the pool's: a connect storm's reads overlap instead of queueing behind one connection.
+AETURNIS_DB_READ_CONNECTIONS = env_int("AETURNIS_DB_READ_CONNECTIONS", 2)
 
 
 def database_from_url(url: str) -> dict[str, Any]:

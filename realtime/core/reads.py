@@ -5,9 +5,10 @@ statements of hand-written SQL whose rows the caller turns into a value. Through
 is a hop to the ORM thread and back, and in a connect storm the hop costs more CPU than the
 query (the loop and the thread hand work and the GIL to each other: ~310 µs of CPU per read
 with 50 in flight, against ~120 µs for the same statement on psycopg's async connection,
-bench/README.md). So on PostgreSQL ``read()`` runs the statement on one async connection per
-event loop, one statement at a time (as the one ORM thread did). Elsewhere (SQLite, the
-embedded default) it is a ``db()`` call, as before.
+bench/README.md). So on PostgreSQL ``read()`` runs the statement on one of a few async
+connections of the event loop (``AETURNIS_DB_READ_CONNECTIONS``, 2), one statement at a time
+on each; reads beyond that wait their turn. Elsewhere (SQLite, the embedded default) it is a
+``db()`` call, as before.
 
 It keeps ``db()``'s rules (PROTOCOL.md §8a): refused at once while the database is known to be
 down; a read that gets no answer within ``AETURNIS_DB_TIMEOUT_S`` from its start has its
@@ -47,7 +48,7 @@ async def read(
     """``result`` of the rows of ``statement(vendor)`` run with ``params`` (read-only SQL)."""
     if connections[DEFAULT_DB_ALIAS].vendor != "postgresql":
         return await db(_read_here, statement, params, result)
-    return result(await _loop_connection().fetch(statement("postgresql"), params))
+    return result(await _loop_reads().fetch(statement("postgresql"), params))
 
 
 def _read_here(
@@ -64,14 +65,86 @@ def _read_here(
     return result(rows)
 
 
-class _LoopConnection:
-    """One psycopg async connection of one event loop; statements run on it one at a time."""
+class _Slot:
+    """One psycopg async connection of a loop's reads, made when first needed."""
 
     def __init__(self) -> None:
-        self._lock = asyncio.Lock()
-        self._conn: Any = None
-        self._outages = 0  # DATABASE's outage count when the connection was made
-        self._timed_out = False
+        self.conn: Any = None
+        self.outages = 0  # DATABASE's outage count when the connection was made
+        self.timed_out = False
+
+    async def fetch(self, sql: str, params: Sequence[Any]) -> Rows:
+        timeout = float(settings.AETURNIS_DB_TIMEOUT_S)
+        started = time.monotonic()
+        try:
+            conn = await asyncio.wait_for(self._connection(), timeout)
+        except Exception as exc:  # refused, reset, timed out, or not let in: no reads
+            self.drop()
+            raise database_failed("db", exc) from None
+        left = max(0.001, started + timeout - time.monotonic())
+        self.timed_out = False
+        watchdog = asyncio.get_running_loop().call_later(left, self._interrupt, conn)
+        try:
+            cursor = conn.cursor()
+            await cursor.execute(sql, params)
+            return list(await cursor.fetchall())
+        except Exception as exc:
+            failure = self._failure(exc)
+            if failure is None:
+                raise
+            self.drop()
+            raise failure from None
+        finally:
+            watchdog.cancel()
+
+    def _failure(self, exc: Exception) -> ServiceUnavailable | None:
+        """The refusal for an outage (the database went away, or did not answer in time),
+        None for an error of the statement itself."""
+        import psycopg  # only a PostgreSQL deployment gets here
+
+        if self.timed_out:
+            return database_failed("db", TimeoutError("no answer within the deadline"))
+        lost = isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError)
+        if lost and connection_lost(exc):
+            return database_failed("db", exc)
+        return None
+
+    async def _connection(self) -> Any:
+        conn = self.conn
+        if conn is not None and (conn.closed or conn.broken or self.outages != DATABASE.outages):
+            self.drop()
+            conn = None
+        if conn is None:
+            conn = self.conn = await _connect()
+            self.outages = DATABASE.outages
+        return conn
+
+    def _interrupt(self, conn: Any) -> None:
+        """The statement overran its deadline: shut its socket, so its read fails at once."""
+        self.timed_out = True
+        with contextlib.suppress(Exception):  # OSError, or psycopg's for a closed connection
+            fd = conn.pgconn.socket
+            stuck = socket.socket(fileno=os.dup(fd))
+            try:
+                stuck.shutdown(socket.SHUT_RDWR)
+            finally:
+                stuck.close()
+
+    def drop(self) -> None:
+        conn, self.conn = self.conn, None
+        if conn is not None:
+            _finish(conn)
+
+
+class _LoopReads:
+    """A loop's ``AETURNIS_DB_READ_CONNECTIONS`` connections; a read takes a free one, or waits
+    its turn (first come, first served) for the next one freed."""
+
+    def __init__(self, size: int) -> None:
+        self._slots = [_Slot() for _ in range(max(1, size))]
+        self._free: asyncio.Queue[_Slot] = asyncio.Queue()
+        for slot in self._slots:
+            self._free.put_nowait(slot)
 
     async def fetch(self, sql: str, params: Sequence[Any]) -> Rows:
         DATABASE.check()
@@ -82,73 +155,17 @@ class _LoopConnection:
         return await asyncio.shield(task)
 
     async def _fetch(self, sql: str, params: Sequence[Any]) -> Rows:
-        async with self._lock:
+        slot = await self._free.get()
+        try:
             if not DATABASE.up:  # marked down while this read waited its turn
                 raise ServiceUnavailable(DATABASE.name, RETRY_AFTER_S)
-            timeout = float(settings.AETURNIS_DB_TIMEOUT_S)
-            started = time.monotonic()
-            try:
-                conn = await asyncio.wait_for(self._connection(), timeout)
-            except Exception as exc:  # refused, reset, timed out, or not let in: no reads
-                self._drop()
-                raise database_failed("db", exc) from None
-            left = max(0.001, started + timeout - time.monotonic())
-            self._timed_out = False
-            watchdog = asyncio.get_running_loop().call_later(left, self._interrupt, conn)
-            try:
-                cursor = conn.cursor()
-                await cursor.execute(sql, params)
-                return list(await cursor.fetchall())
-            except Exception as exc:
-                failure = self._failure(exc)
-                if failure is None:
-                    raise
-                self._drop()
-                raise failure from None
-            finally:
-                watchdog.cancel()
+            return await slot.fetch(sql, params)
+        finally:
+            self._free.put_nowait(slot)
 
-    def _failure(self, exc: Exception) -> ServiceUnavailable | None:
-        """The refusal for an outage (the database went away, or did not answer in time),
-        None for an error of the statement itself."""
-        import psycopg  # only a PostgreSQL deployment gets here
-
-        if self._timed_out:
-            return database_failed("db", TimeoutError("no answer within the deadline"))
-        lost = isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError)
-        if lost and connection_lost(exc):
-            return database_failed("db", exc)
-        return None
-
-    async def _connection(self) -> Any:
-        conn = self._conn
-        if conn is not None and (conn.closed or conn.broken or self._outages != DATABASE.outages):
-            self._drop()
-            conn = None
-        if conn is None:
-            conn = self._conn = await _connect()
-            self._outages = DATABASE.outages
-        return conn
-
-    def _interrupt(self, conn: Any) -> None:
-        """The statement overran its deadline: shut its socket, so its read fails at once."""
-        self._timed_out = True
-        with contextlib.suppress(Exception):  # OSError, or psycopg's for a closed connection
-            fd = conn.pgconn.socket
-            stuck = socket.socket(fileno=os.dup(fd))
-            try:
-                stuck.shutdown(socket.SHUT_RDWR)
-            finally:
-                stuck.close()
-
-    def _drop(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            _finish(conn)
-
-    async def close(self) -> None:
-        async with self._lock:
-            self._drop()
+    def drop(self) -> None:
+        for slot in self._slots:
+            slot.drop()
 
 
 async def _connect() -> Any:
@@ -178,23 +195,24 @@ def _finish(conn: Any) -> None:
         conn.pgconn.finish()
 
 
-_connections: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopConnection] = (
+_reads: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopReads] = (
     weakref.WeakKeyDictionary()
 )
 
 
-def _loop_connection() -> _LoopConnection:
+def _loop_reads() -> _LoopReads:
     loop = asyncio.get_running_loop()
-    holder = _connections.get(loop)
-    if holder is None:
-        holder = _connections[loop] = _LoopConnection()
-        # A loop that ends without close_reads() (a test's) still closes its connection.
-        weakref.finalize(loop, holder._drop)
-    return holder
+    reads = _reads.get(loop)
+    if reads is None:
+        reads = _reads[loop] = _LoopReads(int(settings.AETURNIS_DB_READ_CONNECTIONS))
+        # A loop that ends without close_reads() (a test's) still closes its connections.
+        weakref.finalize(loop, reads.drop)
+    return reads
 
 
 async def close_reads() -> None:
-    """Close this loop's connection (at shutdown, and between tests that each have a loop)."""
-    holder = _connections.pop(asyncio.get_running_loop(), None)
-    if holder is not None:
-        await holder.close()
+    """Close this loop's connections (at shutdown, and between tests that each have a loop);
+    a read still running on one fails (the loop is stopping)."""
+    reads = _reads.pop(asyncio.get_running_loop(), None)
+    if reads is not None:
+        reads.drop()

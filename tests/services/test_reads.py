@@ -1,0 +1,64 @@
+"""``realtime.core.reads``: the hot path's reads, on the event loop's own connections on
+PostgreSQL and through ``db()`` elsewhere; one behaviour either way."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from django.db import connection
+
+from realtime.core.health import DATABASE
+from realtime.core.reads import Rows, close_reads, read
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+async def reads() -> AsyncIterator[None]:
+    yield
+    await close_reads()
+
+
+def numbers(vendor: str) -> str:
+    return "SELECT %s + 1, %s * 2"
+
+
+def pair(rows: Rows) -> tuple[Any, ...]:
+    return tuple(rows[0])
+
+
+async def test_reads_run_in_parallel_and_each_gets_its_own_rows(reads: None) -> None:
+    results = await asyncio.gather(*(read(numbers, [n, n], pair) for n in range(50)))
+
+    assert results == [(n + 1, n * 2) for n in range(50)]
+
+
+async def test_an_error_of_the_statement_is_raised_and_is_no_outage(reads: None) -> None:
+    def one_placeholder(vendor: str) -> str:
+        return "SELECT %s"
+
+    with pytest.raises(Exception) as raised:  # psycopg's or sqlite3's, as the ORM's would be
+        await read(one_placeholder, [], pair)  # no parameter for the placeholder
+
+    assert type(raised.value).__name__ == "ProgrammingError"
+    assert DATABASE.up
+    assert await read(numbers, [1, 2], pair) == (2, 4)  # the connection is still good
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="reads on the loop: PostgreSQL")
+async def test_a_caller_that_stops_waiting_leaves_the_statement_to_finish(reads: None) -> None:
+    def slow(vendor: str) -> str:
+        return "SELECT pg_sleep(0.2), %s"
+
+    waiting = asyncio.ensure_future(read(slow, [7], pair))
+    await asyncio.sleep(0.05)
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+
+    assert await asyncio.gather(*(read(numbers, [n, n], pair) for n in range(4))) == [
+        (n + 1, n * 2) for n in range(4)
+    ]
