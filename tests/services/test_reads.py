@@ -4,11 +4,12 @@ PostgreSQL and through ``db()`` elsewhere; one behaviour either way."""
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connection, connections
 
 from realtime.core.health import DATABASE
 from realtime.core.reads import Rows, close_reads, read
@@ -62,3 +63,19 @@ async def test_a_caller_that_stops_waiting_leaves_the_statement_to_finish(reads:
     assert await asyncio.gather(*(read(numbers, [n, n], pair) for n in range(4))) == [
         (n + 1, n * 2) for n in range(4)
     ]
+
+
+async def test_a_read_leaves_no_django_connection_object_in_its_callers_context(
+    reads: None,
+) -> None:
+    """Every connection's task reads; a Django connection object made in its context would
+    stay for the connection's life (~4 KB each, bench/README.md's idle memory)."""
+
+    async def a_connections_task() -> bool:
+        await read(numbers, [1, 1], pair)
+        return hasattr(connections._connections, DEFAULT_DB_ALIAS)
+
+    task = asyncio.get_running_loop().create_task(
+        a_connections_task(), context=contextvars.Context()
+    )
+    assert await task is False
