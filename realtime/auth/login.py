@@ -25,7 +25,6 @@ import contextlib
 import hashlib
 import logging
 import math
-import weakref
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -39,6 +38,7 @@ from django.http import HttpRequest
 from django.utils.module_loading import import_string
 from rest_framework_simplejwt.settings import api_settings as jwt_settings
 
+from realtime.core.per_loop import PerLoop
 from realtime.core.redis_client import redis_enabled
 from realtime.state.ratelimit import RateLimiter, Verdict
 
@@ -219,18 +219,12 @@ class LoginGuard:
         )
 
 
-_guards: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, LoginGuard] = (
-    weakref.WeakKeyDictionary()
-)
+_guards = PerLoop(LoginGuard)
 
 
 def login_guard() -> LoginGuard:
     """The running loop's ``LoginGuard`` (made on first use)."""
-    loop = asyncio.get_running_loop()
-    guard = _guards.get(loop)
-    if guard is None:
-        guard = _guards[loop] = LoginGuard()
-    return guard
+    return _guards.get()
 
 
 # Logins whose client went away while their password was checked: still settled (counted).

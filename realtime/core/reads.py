@@ -36,6 +36,7 @@ from django.db import DEFAULT_DB_ALIAS, connection, connections
 from realtime.core.db import connection_lost, database_failed, db
 from realtime.core.errors import ServiceUnavailable
 from realtime.core.health import DATABASE, RETRY_AFTER_S
+from realtime.core.per_loop import PerLoop
 
 T = TypeVar("T")
 
@@ -48,7 +49,7 @@ async def read(
     """``result`` of the rows of ``statement(vendor)`` run with ``params`` (read-only SQL)."""
     if not _on_postgresql():
         return await db(_read_here, statement, params, result)
-    return result(await _loop_reads().fetch(statement("postgresql"), params))
+    return result(await _reads.get().fetch(statement("postgresql"), params))
 
 
 def _on_postgresql() -> bool:
@@ -150,11 +151,14 @@ class _LoopReads:
     """A loop's ``AETURNIS_DB_READ_CONNECTIONS`` connections; a read takes a free one, or waits
     its turn (first come, first served) for the next one freed."""
 
-    def __init__(self, size: int) -> None:
+    def __init__(self) -> None:
+        size = int(settings.AETURNIS_DB_READ_CONNECTIONS)
         self._slots = [_Slot() for _ in range(max(1, size))]
         self._free: asyncio.Queue[_Slot] = asyncio.Queue()
         for slot in self._slots:
             self._free.put_nowait(slot)
+        # A loop that ends without close_reads() (a test's) still closes its connections.
+        weakref.finalize(asyncio.get_running_loop(), self.drop)
 
     async def fetch(self, sql: str, params: Sequence[Any]) -> Rows:
         DATABASE.check()
@@ -209,24 +213,12 @@ def _finish(conn: Any) -> None:
         conn.pgconn.finish()
 
 
-_reads: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopReads] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def _loop_reads() -> _LoopReads:
-    loop = asyncio.get_running_loop()
-    reads = _reads.get(loop)
-    if reads is None:
-        reads = _reads[loop] = _LoopReads(int(settings.AETURNIS_DB_READ_CONNECTIONS))
-        # A loop that ends without close_reads() (a test's) still closes its connections.
-        weakref.finalize(loop, reads.drop)
-    return reads
+_reads = PerLoop(_LoopReads)
 
 
 async def close_reads() -> None:
     """Close this loop's connections (at shutdown, and between tests that each have a loop);
     a read still running on one fails (the loop is stopping)."""
-    reads = _reads.pop(asyncio.get_running_loop(), None)
+    reads = _reads.pop()
     if reads is not None:
         reads.drop()

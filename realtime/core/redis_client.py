@@ -9,9 +9,7 @@ stacking retries while a client waits (PROTOCOL.md §8a).
 
 from __future__ import annotations
 
-import asyncio
 import threading
-import weakref
 from collections.abc import Awaitable
 from typing import Any
 
@@ -23,10 +21,8 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from realtime.core import resp
+from realtime.core.per_loop import PerLoop
 
-_async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aioredis.Redis] = (
-    weakref.WeakKeyDictionary()
-)
 _sync_client: redis.Redis | None = None
 _sync_lock = threading.Lock()
 
@@ -85,19 +81,21 @@ def key(*parts: object) -> str:
     return ":".join([settings.AETURNIS_REDIS_PREFIX, *map(str, parts)])
 
 
+def _new_async_client() -> aioredis.Redis:
+    pool = aioredis.BlockingConnectionPool.from_url(
+        settings.REDIS_URL,
+        max_connections=POOL_MAX_CONNECTIONS,
+        timeout=POOL_WAIT_S,
+        **async_options(),
+    )
+    return aioredis.Redis.from_pool(pool)
+
+
+_async_clients = PerLoop(_new_async_client)
+
+
 def async_redis() -> aioredis.Redis:
-    loop = asyncio.get_running_loop()
-    client = _async_clients.get(loop)
-    if client is None:
-        pool = aioredis.BlockingConnectionPool.from_url(
-            settings.REDIS_URL,
-            max_connections=POOL_MAX_CONNECTIONS,
-            timeout=POOL_WAIT_S,
-            **async_options(),
-        )
-        client = aioredis.Redis.from_pool(pool)
-        _async_clients[loop] = client
-    return client
+    return _async_clients.get()
 
 
 def pipelined() -> bool:
@@ -156,7 +154,7 @@ def sync_redis() -> redis.Redis:
 async def close_async_redis() -> None:
     """Close this loop's clients (at shutdown, and between tests that each have a loop)."""
     resp.close_pipelined_redis()
-    client = _async_clients.pop(asyncio.get_running_loop(), None)
+    client = _async_clients.pop()
     if client is not None:
         await client.aclose()
 

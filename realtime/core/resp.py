@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import weakref
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, cast
@@ -40,6 +39,8 @@ from typing import Any, cast
 import hiredis
 import redis
 from redis.asyncio.connection import parse_url
+
+from realtime.core.per_loop import PerLoop
 
 Arg = bytes | str | int | float
 
@@ -222,22 +223,16 @@ class PipelinedRedis:
             self._connection = None
 
 
-_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, PipelinedRedis] = (
-    weakref.WeakKeyDictionary()
-)
+_clients = PerLoop(PipelinedRedis)
 
 
 def pipelined_redis(url: str, timeout_s: float) -> PipelinedRedis:
     """The running loop's client (a loop's client is never used from another loop)."""
-    loop = asyncio.get_running_loop()
-    client = _clients.get(loop)
-    if client is None:
-        client = _clients[loop] = PipelinedRedis(url, timeout_s)
-    return client
+    return _clients.get(url, timeout_s)
 
 
 def close_pipelined_redis() -> None:
-    client = _clients.pop(asyncio.get_running_loop(), None)
+    client = _clients.pop()
     if client is not None:
         client.close()
 
