@@ -268,15 +268,6 @@ return #KEYS
 """
 
 
-def _activity_calls(
-    pipe: Any, user_id: int, activity: dict[str, Any], keep: int, ttl_s: int
-) -> None:
-    name = _k("activity", user_id)
-    pipe.lpush(name, orjson.dumps(activity))
-    pipe.ltrim(name, 0, keep - 1)
-    pipe.expire(name, ttl_s)
-
-
 class RedisPresenceStore:
     """Many processes sharing Redis; each write, and ``user_status``, is one atomic script."""
 
@@ -433,10 +424,9 @@ class RedisPresenceStore:
         keep: int = ACTIVITY_KEEP,
         ttl_s: int = ACTIVITY_TTL_S,
     ) -> None:
-        client: Redis = async_redis()
-        async with client.pipeline(transaction=True) as pipe:
-            _activity_calls(pipe, user_id, activity, keep, ttl_s)
-            await pipe.execute()
+        await self._eval(
+            _PUSH_ACTIVITIES, [_k("activity", user_id)], [orjson.dumps(activity), keep, ttl_s]
+        )
 
     @redis_guarded("presence")
     async def push_activities(self, items: Sequence[tuple[int, dict[str, Any]]]) -> None:
@@ -446,7 +436,7 @@ class RedisPresenceStore:
         for start in range(0, len(items), BATCH):
             batch = items[start : start + BATCH]
             keys = [_k("activity", user_id) for user_id, _ in batch]
-            args = [*(orjson.dumps(activity) for _, activity in batch)]
+            args = [orjson.dumps(activity) for _, activity in batch]
             await self._eval(_PUSH_ACTIVITIES, keys, [*args, ACTIVITY_KEEP, ACTIVITY_TTL_S])
 
     @redis_guarded("presence")
