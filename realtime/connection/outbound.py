@@ -93,6 +93,21 @@ class Outbound(Protocol):
     def kill(self) -> None: ...
 
 
+def dead_end(*_: object) -> None:
+    """What a dead outbound calls instead of its session's callbacks.
+
+    Those callbacks are the session's bound methods, and the session holds its outbound: a
+    reference cycle. Dropped when the outbound dies, a closed connection is freed as soon as
+    its last reference goes, instead of waiting for the cyclic collector (bench/README.md,
+    "The garbage collector").
+    """
+
+
+async def sent_nowhere(message: dict[str, Any]) -> None:
+    """The ASGI send of a dead outbound or a finished session: the socket is gone (see
+    ``dead_end``)."""
+
+
 class SocketOutbound:
     """Frames written straight to a ``RawSocket``; queued here (in bytes) only while it is
     congested."""
@@ -204,15 +219,18 @@ class SocketOutbound:
         return await wait_flushed(lambda: not self.dead and bool(self.backlog), limit_s)
 
     def kill(self) -> None:
-        """Stop delivering (the socket is gone); what was queued is dropped."""
+        """Stop delivering (the socket is gone); what was queued is dropped, and so are the
+        callbacks into the session (see ``dead_end``)."""
         self.dead = True
         self._queue = None
         self._queued = 0
         self._raw.on_drain(None)
+        self._on_overflow = self._on_error = dead_end
 
     def _fail(self, exc: BaseException) -> None:
+        on_error = self._on_error
         self.kill()
-        self._on_error(exc)
+        on_error(exc)
 
 
 @types.coroutine
@@ -332,10 +350,13 @@ class AsgiOutbound:
         return self._task is None
 
     def kill(self) -> None:
-        """Stop delivering (the socket is closed); pending work is abandoned."""
+        """Stop delivering (the socket is closed); pending work is abandoned, and the
+        callbacks into the session are dropped (see ``dead_end``)."""
         self.dead = True
         self._queue.clear()
         self._bytes = 0
+        self._on_overflow = self._on_error = dead_end
+        self._send = sent_nowhere  # the consumer's send: the consumer holds the session
         if self._task is not None:
             self._task.cancel()
             self._task = None
@@ -356,7 +377,9 @@ class AsgiOutbound:
             self._task = None
 
     def _fail(self, exc: BaseException) -> None:
+        on_error = self._on_error
         self.dead = True
         self._queue.clear()
         self._bytes = 0
-        self._on_error(exc)
+        self._on_overflow = self._on_error = dead_end
+        on_error(exc)

@@ -18,7 +18,7 @@ import asyncio
 from collections import deque
 from collections.abc import Callable
 
-from realtime.connection.outbound import wait_flushed
+from realtime.connection.outbound import dead_end, wait_flushed
 from realtime.core import metrics
 from realtime.protocol.engineio import EIO_CLOSE
 from realtime.protocol.frames import Frame
@@ -149,4 +149,5 @@ class PollingOutbound:
         self.dead = True
         self._frames.clear()
         self._bytes = 0
+        self._on_overflow = dead_end  # a bound method of the session: no cycle once over
         self._ready.set()

@@ -28,6 +28,7 @@ from realtime.connection.outbound import (
     RawSocket,
     Send,
     SocketOutbound,
+    sent_nowhere,
 )
 from realtime.connection.polling import PollingOutbound
 from realtime.core import logs, metrics
@@ -411,6 +412,9 @@ class Session:
         self.closed = True
         self._cancel_expiry()
         self.outbound.kill()
+        # The consumer's send, a bound method: the consumer holds this session, so keeping it
+        # would leave the two in a cycle for the collector (bench/README.md).
+        self._asgi_send = sent_nowhere
         self.lane.close()
         if not self._registered:
             return

@@ -12,7 +12,7 @@ This module is imported by uvicorn before Django is set up: standard library onl
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import time
 from typing import Any
 
 from realtime.core.constants import RX_KEY
@@ -21,20 +21,23 @@ from realtime.core.constants import RX_KEY
 class Inbox:
     """What the server received for the application, read by one reader (``get``).
 
-    Messages of type ``websocket.receive`` are stamped with ``stamp()``: the time their bytes
-    reached the process (PROTOCOL.md §5.2 judges movement on arrival).
+    Messages of type ``websocket.receive`` are stamped with ``arrived``: the time their bytes
+    reached the process (PROTOCOL.md §5.2 judges movement on arrival), which the server's
+    protocol sets as bytes come in; the time of the put until it first does. A value, not a
+    callback into the protocol: the protocol holds its inbox, and a callback back to it would
+    be a reference cycle that keeps every closed connection for the cyclic collector.
     """
 
-    __slots__ = ("_items", "_stamp", "_waiter")
+    __slots__ = ("_items", "_waiter", "arrived")
 
-    def __init__(self, stamp: Callable[[], float]) -> None:
+    def __init__(self) -> None:
         self._items: list[dict[str, Any]] | None = None
         self._waiter: asyncio.Future[None] | None = None
-        self._stamp = stamp
+        self.arrived = 0.0
 
     def put_nowait(self, item: dict[str, Any]) -> None:
         if item.get("type") == "websocket.receive":
-            item[RX_KEY] = self._stamp()
+            item[RX_KEY] = self.arrived or time.time()
         items = self._items
         if items is None:
             self._items = [item]

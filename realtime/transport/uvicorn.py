@@ -73,13 +73,20 @@ class _UvicornSocket:
     __slots__ = ("_drain", "_protocol")
 
     def __init__(self, protocol: WebSocketProtocol) -> None:
-        self._protocol = protocol
+        self._protocol: WebSocketProtocol | None = protocol
         self._drain: Callable[[], None] | None = None
+
+    def detach(self) -> None:
+        """The connection is over: let go of the protocol (which holds this socket, as does
+        its scope: a cycle), so that both are freed without the cyclic collector."""
+        self._protocol = None
+        self._drain = None
 
     def _open(self) -> bool:
         p = self._protocol
         return (
-            p.handshake_complete
+            p is not None
+            and p.handshake_complete
             and not p.close_sent
             and not p.disconnected
             and p.conn.state is State.OPEN
@@ -87,17 +94,21 @@ class _UvicornSocket:
         )
 
     def writable(self) -> bool:
-        return self._protocol.writable.is_set()
+        p = self._protocol
+        return p is not None and p.writable.is_set()
 
     def buffered(self) -> int:
-        return int(self._protocol.transport.get_write_buffer_size())
+        p = self._protocol
+        return 0 if p is None else int(p.transport.get_write_buffer_size())
 
     def write(self, data: bytes) -> None:
         if self._open():
-            self._protocol.transport.write(data)
+            self._protocol.transport.write(data)  # type: ignore[union-attr]
 
     def close(self, code: int, reason: str) -> None:
-        self._protocol.close_now(code, reason)
+        p = self._protocol
+        if p is not None:
+            p.close_now(code, reason)
 
     def on_drain(self, callback: Callable[[], None] | None) -> None:
         self._drain = callback
@@ -114,23 +125,48 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         # Lean replacements for uvicorn's asyncio.Queue and asyncio.Event (inbox.py).
-        self.queue = Inbox(self.arrival)  # type: ignore[assignment]
+        self.inbox = self.queue = Inbox()  # type: ignore[assignment]
         self.writable = Flag()  # type: ignore[assignment]
-        self.rx_time = 0.0
         self.raw_socket = _UvicornSocket(self)
+        self.app_done = False
 
-    def arrival(self) -> float:
-        """When the bytes of the message being read reached the process."""
-        return self.rx_time
+    def connection_made(self, transport: Any) -> None:
+        super().connection_made(transport)
+        # uvicorn's HTTP protocol hands the connection over here, from inside its own
+        # data_received, and is not called again. Its parser holds its callbacks (bound
+        # methods of it): uvicorn breaks that cycle when an HTTP connection is lost, never
+        # after an upgrade, which leaves ~20 objects per WebSocket for the cyclic collector.
+        upgraded = transport.get_protocol()
+        if upgraded is not self and getattr(upgraded, "parser", None) is not None:
+            upgraded.parser = None
 
     def data_received(self, data: bytes) -> None:
-        self.rx_time = time.time()
+        self.inbox.arrived = time.time()
         super().data_received(data)
 
     async def run_asgi(self) -> None:
         extensions = cast(dict[str, Any], self.scope["extensions"])
         extensions[RAW_SOCKET] = self.raw_socket
-        await super().run_asgi()
+        try:
+            await super().run_asgi()
+        finally:
+            self.app_done = True
+            if self.disconnected:
+                self._release()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        if self.app_done:
+            self._release()
+
+    def _release(self) -> None:
+        """The application is done and the socket is gone: break the cycles that would keep
+        this connection for the cyclic collector. The raw socket (in the scope) points back
+        here, and websockets' parser generator holds the ServerProtocol that holds it (this
+        runs after the last byte was read). A closed connection is then freed at once, and the
+        collector, whose full passes grow with the number of connections, has less to do."""
+        self.raw_socket.detach()
+        self.conn.parser = None  # type: ignore[assignment]
 
     async def send(self, message: Any) -> None:
         await super().send(message)

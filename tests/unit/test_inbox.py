@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import time
 
 from websockets.frames import Frame, Opcode
 from websockets.http11 import Request
@@ -18,7 +19,8 @@ from realtime.transport.uvicorn import _forget_request
 
 
 async def test_the_inbox_hands_messages_out_in_order_and_stamps_received_ones() -> None:
-    inbox = Inbox(lambda: 123.5)
+    inbox = Inbox()
+    inbox.arrived = 123.5
     inbox.put_nowait({"type": "websocket.connect"})
     inbox.put_nowait({"type": "websocket.receive", "text": "a"})
     inbox.put_nowait({"type": "websocket.receive", "text": "b"})
@@ -30,8 +32,15 @@ async def test_the_inbox_hands_messages_out_in_order_and_stamps_received_ones() 
     assert inbox.empty() and inbox.qsize() == 0
 
 
+def test_before_the_protocol_stamps_an_arrival_a_message_gets_the_time_of_its_put() -> None:
+    inbox = Inbox()
+    before = time.time()
+    inbox.put_nowait({"type": "websocket.receive", "text": "early"})
+    assert before <= inbox._items[0][RX_KEY] <= time.time()  # type: ignore[index]
+
+
 async def test_a_reader_waits_for_the_next_message() -> None:
-    inbox = Inbox(lambda: 0.0)
+    inbox = Inbox()
     reader = asyncio.ensure_future(inbox.get())
     await asyncio.sleep(0)
     assert not reader.done()
@@ -40,7 +49,7 @@ async def test_a_reader_waits_for_the_next_message() -> None:
 
 
 async def test_a_cancelled_read_loses_no_message() -> None:
-    inbox = Inbox(lambda: 0.0)
+    inbox = Inbox()
     reader = asyncio.ensure_future(inbox.get())
     await asyncio.sleep(0)
     inbox.put_nowait({"type": "websocket.receive", "text": "kept"})
