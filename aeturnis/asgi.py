@@ -15,6 +15,7 @@ django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
+from aeturnis import collector  # noqa: E402
 from aeturnis.proxy import ForwardedProto  # noqa: E402
 from realtime.transport.daphne import patch_daphne  # noqa: E402
 from realtime.transport.engineio_http import EngineIOHttp  # noqa: E402
@@ -60,3 +61,6 @@ application = ForwardedProto(
         }
     )
 )
+
+# Everything the process needs is loaded now: freeze it out of the collector's passes.
+collector.tune()
