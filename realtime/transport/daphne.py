@@ -264,6 +264,22 @@ def _patch_arrival(ws_protocol: Any) -> None:
     ws_protocol.dataReceived = dataReceived
 
 
+def _patch_release(ws_protocol: Any) -> None:
+    """autobahn resolves ``is_closed`` with the protocol itself: a fired Deferred, held by the
+    protocol, whose result is the protocol. That cycle kept every closed daphne connection for
+    the cyclic collector (bench/README.md, "The garbage collector"). Once the connection is
+    lost it becomes an already-fired Deferred of None: nothing in daphne waits on it."""
+    from twisted.internet.defer import succeed
+
+    original = ws_protocol.connectionLost
+
+    def connectionLost(self: Any, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        self.is_closed = succeed(None)
+
+    ws_protocol.connectionLost = connectionLost
+
+
 def _patch_drain(http_channel: Any) -> None:
     original = http_channel.resumeProducing
 
@@ -362,6 +378,7 @@ def patch_daphne() -> bool:
     _patch_close(WebSocketProtocol)
     _patch_arrival(WebSocketProtocol)
     _patch_options(WebSocketProtocol)
+    _patch_release(WebSocketProtocol)
     _patch_applications(Server)
     _patch_drain(HTTPChannel)
     _patch_body_limit(WebRequest)
