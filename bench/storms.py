@@ -11,6 +11,11 @@ the wall time of the storm and, with ``--reconnect``, of the reconnect storm.
 
     .venv/bin/python bench/storms.py --servers base,uvicorn --rounds 3 --cycles 2 \\
         --server-cmd 'base=env PYTHONPATH=/tmp/base {venv}/uvicorn --app-dir /tmp/base ...'
+
+daphne puts its working directory first on ``sys.path`` (servers start in the working tree), so
+a daphne base must also run there: ``'base=env -C /tmp/base PYTHONPATH=/tmp/base {venv}/daphne
+-b 127.0.0.1 -p {port} aeturnis.asgi:application'``; with ``PYTHONPATH`` alone it runs the
+working tree's code.
 """
 
 from __future__ import annotations
