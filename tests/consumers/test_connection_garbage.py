@@ -21,6 +21,7 @@ import pytest
 import uvicorn
 from channels.db import database_sync_to_async
 from websockets.asyncio.client import connect as ws_connect
+from websockets.exceptions import ConnectionClosed
 
 from realtime.connection.session import Session
 from realtime.transport.uvicorn import WebSocketProtocol
@@ -89,11 +90,14 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+@pytest.mark.parametrize("closer", ["client", "server"])
 async def test_on_uvicorn_a_closed_websocket_leaves_nothing_for_the_collector(
-    make_user: Any, monkeypatch: pytest.MonkeyPatch
+    closer: str, make_user: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """uvicorn in this process, with our protocol, and a real client: the HTTP protocol left
-    behind at the upgrade, the WebSocket protocol, its raw socket and websockets' parser."""
+    behind at the upgrade, the WebSocket protocol, its raw socket and websockets' parser.
+    The client closes (the socket is lost before the application ends), or the server does
+    (a refused token: the application ends first)."""
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
     from websockets.server import ServerProtocol
 
@@ -123,10 +127,17 @@ async def test_on_uvicorn_a_closed_websocket_leaves_nothing_for_the_collector(
         with made(
             monkeypatch, WebSocketProtocol, HttpToolsProtocol, ServerProtocol, Session
         ) as objs:
-            url = f"ws://127.0.0.1:{port}/ws/game/?token={access_for(user)}"
+            token = access_for(user) if closer == "client" else "not-a-token"
+            url = f"ws://127.0.0.1:{port}/ws/game/?token={token}"
             async with ws_connect(url) as client:
                 first = json.loads(await asyncio.wait_for(client.recv(), WS_TIMEOUT))
-                assert first["event"] == "sync:initial"
+                if closer == "client":
+                    assert first["event"] == "sync:initial"
+                else:
+                    assert first["event"] == "connect_error"
+                    with pytest.raises(ConnectionClosed):
+                        await asyncio.wait_for(client.recv(), WS_TIMEOUT)
+                    assert client.close_code is not None and client.close_code >= 4000
             for _ in range(500):
                 if not server.server_state.connections and not server.server_state.tasks:
                     break
