@@ -82,17 +82,6 @@ class _UvicornSocket:
         self._protocol = None
         self._drain = None
 
-    def _open(self) -> bool:
-        p = self._protocol
-        return (
-            p is not None
-            and p.handshake_complete
-            and not p.close_sent
-            and not p.disconnected
-            and p.conn.state is State.OPEN
-            and not p.transport.is_closing()
-        )
-
     def writable(self) -> bool:
         p = self._protocol
         return p is not None and p.writable.is_set()
@@ -102,8 +91,16 @@ class _UvicornSocket:
         return 0 if p is None else int(p.transport.get_write_buffer_size())
 
     def write(self, data: bytes) -> None:
-        if self._open():
-            self._protocol.transport.write(data)  # type: ignore[union-attr]
+        p = self._protocol
+        if (
+            p is not None
+            and p.handshake_complete
+            and not p.close_sent
+            and not p.disconnected
+            and p.conn.state is State.OPEN
+            and not p.transport.is_closing()
+        ):
+            p.transport.write(data)
 
     def close(self, code: int, reason: str) -> None:
         p = self._protocol

@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import gc
 import json
-import socket
 from collections.abc import Iterator
 from typing import Any
 
@@ -26,6 +25,7 @@ from websockets.exceptions import ConnectionClosed
 from realtime.connection.session import Session
 from realtime.transport.uvicorn import WebSocketProtocol
 from tests.conftest import WS_TIMEOUT, access_for, connect_as
+from tests.e2e.conftest import free_port
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -84,12 +84,6 @@ async def test_a_closed_connection_leaves_nothing_for_the_collector(
         gc.enable()
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.mark.parametrize("closer", ["client", "server"])
 async def test_on_uvicorn_a_closed_websocket_leaves_nothing_for_the_collector(
     closer: str, make_user: Any, monkeypatch: pytest.MonkeyPatch
@@ -104,7 +98,7 @@ async def test_on_uvicorn_a_closed_websocket_leaves_nothing_for_the_collector(
     from aeturnis.asgi import application
 
     user = await database_sync_to_async(make_user)()
-    port = _free_port()
+    port = free_port()
     config = uvicorn.Config(
         application,
         host="127.0.0.1",
