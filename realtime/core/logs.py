@@ -28,14 +28,17 @@ CONTEXT_FIELDS = ("socket_id", "user_id")
 
 _fields: ContextVar[dict[str, object] | None] = ContextVar("aeturnis_log_fields", default=None)
 
-_SECRETS: tuple[tuple[re.Pattern[str], str], ...] = (
+# Each pattern with the lower-case strings one of which any match contains: on ASCII text a
+# pattern runs only when its text is there (regular expressions that begin with ``\w*`` try
+# every position of the line: all five cost ~36 µs on a 90-character log line, the checks ~2).
+_SECRETS: tuple[tuple[re.Pattern[str], str, tuple[str, ...]], ...] = (
     # ?token=..., &access_token=... in paths and query strings
-    (re.compile(r"(?i)(\w*token=)[^&\s\"'<>;,]+"), rf"\g<1>{REDACTED}"),
+    (re.compile(r"(?i)(\w*token=)[^&\s\"'<>;,]+"), rf"\g<1>{REDACTED}", ("token=",)),
     # ?sid=<node>.<secret>: an Engine.IO sid authorises the requests of its session (the node
     # id, which only says which process holds it, is kept)
-    (re.compile(r"([?&]sid=(?:[\w-]+\.)?)[^&\s\"'<>;,]+"), rf"\g<1>{REDACTED}"),
+    (re.compile(r"([?&]sid=(?:[\w-]+\.)?)[^&\s\"'<>;,]+"), rf"\g<1>{REDACTED}", ("sid=",)),
     # "Authorization: Bearer <token>" and the "bearer.<token>" subprotocol
-    (re.compile(r"(?i)(\bbearer[ .]\s*)[\w.~+/=-]+"), rf"\g<1>{REDACTED}"),
+    (re.compile(r"(?i)(\bbearer[ .]\s*)[\w.~+/=-]+"), rf"\g<1>{REDACTED}", ("bearer",)),
     # "token": "...", 'refresh': '...', password='...' in payloads and reprs
     (
         re.compile(
@@ -43,16 +46,26 @@ _SECRETS: tuple[tuple[re.Pattern[str], str], ...] = (
             r"""[^"']*"""
         ),
         rf"\g<1>{REDACTED}",
+        ("token", "refresh", "access", "password", "secret"),
     ),
     # anything else shaped like a JWT
-    (re.compile(r"\beyJ[\w-]+\.[\w-]+\.[\w-]*"), REDACTED),
+    (re.compile(r"\beyJ[\w-]+\.[\w-]+\.[\w-]*"), REDACTED, ("eyj",)),
 )
 
 
 def redact(text: str) -> str:
     """``text`` with anything that looks like a token or credential replaced by ``[REDACTED]``."""
-    for pattern, replacement in _SECRETS:
-        text = pattern.sub(replacement, text)
+    if not text.isascii():  # case-insensitive matching beyond ASCII (U+017F is 's'): every pattern
+        for pattern, replacement, _ in _SECRETS:
+            text = pattern.sub(replacement, text)
+        return text
+    lowered = text.lower()
+    for pattern, replacement, needles in _SECRETS:
+        for needle in needles:
+            if needle in lowered:
+                text = pattern.sub(replacement, text)
+                lowered = text.lower()
+                break
     return text
 
 

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import orjson
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from realtime.core import logs
 from realtime.core.logs import REDACTED, JsonFormatter, RedactingFormatter, redact
@@ -136,6 +138,30 @@ def test_redact_removes_every_token_shape(text: str, secret: str) -> None:
 def test_redact_leaves_ordinary_text_alone() -> None:
     text = "user 7 joined zone:starting_village (socket ab12) after 3 tokens of patience"
     assert redact(text) == text
+
+
+def every_pattern(text: str) -> str:
+    for pattern, replacement, _ in logs._SECRETS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+FRAGMENTS = [
+    "token=", "TOKEN=", "Access_Token=", "sid=", "?sid=", "&sid=n1.", "bearer", "Bearer ",
+    "bearer.", "refresh", "ACCESS", "password", "secret", "eyJ", "eyj", JWT, "'", '"', ":", "=",
+    " ", ".", "&", "?", "x", "7", "\u017fecret", "\u212aey", "é", "uvicorn.access",
+]  # fmt: skip
+
+
+@given(st.lists(st.sampled_from(FRAGMENTS), max_size=12).map("".join))
+def test_redact_skips_only_patterns_that_cannot_match(text: str) -> None:
+    assert redact(text) == every_pattern(text)
+
+
+def test_a_line_with_no_secret_shape_is_not_searched() -> None:
+    line = '127.0.0.1:54180 - "WebSocket /ws/game/" [accepted]'
+    assert not any(needle in line.lower() for *_, needles in logs._SECRETS for needle in needles)
+    assert redact(line) == line
 
 
 def _log_from_configured_process(json_logs: bool) -> str:
