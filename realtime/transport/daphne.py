@@ -16,7 +16,9 @@ covered by tests against real daphne processes:
   (``"aeturnis.rx"``), so movement is judged on arrival (PROTOCOL.md §5.2); a WebSocket's
   messages wait in a lean ``Inbox`` instead of an ``asyncio.Queue``, and autobahn's copy of the
   opening handshake is dropped once the connection is open, and autobahn's options are kept
-  on the class instead of copied onto every connection (less held per connection).
+  on the class instead of copied onto every connection (less held per connection); the
+  options and transport details autobahn pretty-prints for a debug line at every connection
+  are formatted only if the line is written.
 * **Oversized bodies refused before they are read.** Twisted reads a whole request body and
   daphne hands it to the application in one piece; a request whose ``Content-Length`` is over
   ``AETURNIS_MAX_REQUEST_BYTES`` is answered 413 as soon as its headers are in.
@@ -28,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import pprint
 import sys
 import time
 from collections.abc import Callable
@@ -280,6 +283,33 @@ def _patch_release(ws_protocol: Any) -> None:
     ws_protocol.connectionLost = connectionLost
 
 
+class _Pretty:
+    """``pprint.pformat(value)``, worked out only if it is ever written out."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: object) -> None:
+        self._value = value
+
+    def __str__(self) -> str:
+        return pprint.pformat(self._value)
+
+    __repr__ = __str__
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self), spec)
+
+
+def _patch_debug_formatting(protocol_module: Any) -> None:
+    """autobahn pretty-prints its ~30 options and the transport's details for a debug line at
+    every connection, whether debug lines are written or not: ~8 % of daphne's CPU in a
+    connect storm (bench/README.md). Its ``pformat`` becomes a value formatted when a line
+    is written; ``Timings.__str__``, its one caller that needs a ``str`` at once, keeps the
+    real one."""
+    protocol_module.pformat = _Pretty
+    protocol_module.Timings.__str__ = lambda self: pprint.pformat(self._timings)
+
+
 def _patch_drain(http_channel: Any) -> None:
     original = http_channel.resumeProducing
 
@@ -366,6 +396,7 @@ def patch_daphne() -> bool:
     if "daphne.server" not in sys.modules:
         return False
     try:  # imported here: only a daphne process has loaded these
+        import autobahn.websocket.protocol as autobahn_protocol
         from daphne.access import AccessLogGenerator
         from daphne.http_protocol import WebRequest
         from daphne.server import Server
@@ -378,6 +409,7 @@ def patch_daphne() -> bool:
     _patch_close(WebSocketProtocol)
     _patch_arrival(WebSocketProtocol)
     _patch_options(WebSocketProtocol)
+    _patch_debug_formatting(autobahn_protocol)
     _patch_release(WebSocketProtocol)
     _patch_applications(Server)
     _patch_drain(HTTPChannel)
