@@ -2,17 +2,35 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import hiredis
 import pytest
 import redis
+from hypothesis import given
+from hypothesis import strategies as st
 
-from realtime.core.resp import encode, reply_error
+from realtime.core.resp import _bulk_strings, encode, reply_error
 
 
 def test_a_command_is_an_array_of_bulk_strings_with_numbers_as_text() -> None:
     assert encode(["SET", b"k\r\n", 42, 1.5, "é"]) == (
         b"*5\r\n$3\r\nSET\r\n$3\r\nk\r\n\r\n$2\r\n42\r\n$3\r\n1.5\r\n$2\r\n\xc3\xa9\r\n"
     )
+
+
+ARGUMENTS = st.one_of(
+    st.text(max_size=20),
+    st.text(alphabet=st.characters(max_codepoint=127), max_size=20),
+    st.binary(max_size=20),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=False),
+)
+
+
+@given(st.lists(ARGUMENTS, max_size=12))
+def test_text_and_numbers_built_as_one_string_are_the_same_bytes(args: list[Any]) -> None:
+    assert encode(args) == b"*%d\r\n" % len(args) + _bulk_strings(args)
 
 
 def test_an_empty_argument_is_an_empty_bulk_string() -> None:
