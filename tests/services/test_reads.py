@@ -9,12 +9,17 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from asgiref.sync import sync_to_async
 from django.db import DEFAULT_DB_ALIAS, connection, connections
 
+from realtime.core import reads as reads_module
 from realtime.core.health import DATABASE
 from realtime.core.reads import Rows, close_reads, read
 
 pytestmark = pytest.mark.django_db(transaction=True)
+requires_postgresql = pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="reads on the loop: PostgreSQL"
+)
 
 
 @pytest.fixture
@@ -79,3 +84,66 @@ async def test_a_read_leaves_no_django_connection_object_in_its_callers_context(
         a_connections_task(), context=contextvars.Context()
     )
     assert await task is False
+
+
+def _loop_connections() -> list[Any]:
+    """The running loop's read connections made so far."""
+    return [slot.conn for slot in reads_module._reads.get()._slots if slot.conn is not None]
+
+
+def _registered(fd: int) -> bool:
+    """Whether ``fd`` is registered with the running (asyncio selector) loop."""
+    try:
+        asyncio.get_running_loop()._selector.get_key(fd)  # type: ignore[attr-defined]
+    except KeyError:
+        return False
+    return True
+
+
+@requires_postgresql
+async def test_a_read_connection_stays_registered_between_reads_and_leaves_the_loop_closed(
+    reads: None,
+) -> None:
+    await asyncio.gather(*(read(numbers, [n, n], pair) for n in range(10)))
+    conns = _loop_connections()
+    assert conns
+    sockets = [conn.pgconn.socket for conn in conns]
+    assert all(_registered(fd) for fd in sockets)  # no per-statement registration
+    assert await read(numbers, [3, 3], pair) == (4, 6)
+
+    await close_reads()
+
+    assert not any(_registered(fd) for fd in sockets)
+
+
+@requires_postgresql
+async def test_a_connection_postgresql_closes_while_idle_leaves_the_loop_at_once(
+    reads: None,
+) -> None:
+    await read(numbers, [1, 1], pair)
+    conn = _loop_connections()[0]
+    fd = conn.pgconn.socket
+
+    await sync_to_async(_terminate)(conn.info.backend_pid)
+    for _ in range(100):  # readable with nobody waiting: unregistered, not called again
+        if not _registered(fd):
+            break
+        await asyncio.sleep(0.02)
+
+    assert not _registered(fd)
+
+
+@requires_postgresql
+async def test_a_statement_larger_than_the_socket_buffer_is_written_and_answered(
+    reads: None,
+) -> None:
+    def length(vendor: str) -> str:
+        return "SELECT length(%s), %s"
+
+    assert await read(length, ["x" * 8_000_000, 5], pair) == (8_000_000, 5)
+    assert await read(numbers, [2, 2], pair) == (3, 4)
+
+
+def _terminate(pid: int) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
