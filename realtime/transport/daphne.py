@@ -16,9 +16,9 @@ covered by tests against real daphne processes:
   (``"aeturnis.rx"``), so movement is judged on arrival (PROTOCOL.md §5.2); a WebSocket's
   messages wait in a lean ``Inbox`` instead of an ``asyncio.Queue``, and autobahn's copy of the
   opening handshake is dropped once the connection is open, and autobahn's options are kept
-  on the class instead of copied onto every connection (less held per connection); the
-  options and transport details autobahn pretty-prints for a debug line at every connection
-  are formatted only if the line is written.
+  on the class instead of copied onto every connection (less held per connection); what
+  autobahn pretty-prints and highlights for its debug lines at every connection is worked
+  out only if a line is written.
 * **Oversized bodies refused before they are read.** Twisted reads a whole request body and
   daphne hands it to the application in one piece; a request whose ``Content-Length`` is over
   ``AETURNIS_MAX_REQUEST_BYTES`` is answered 413 as soon as its headers are in.
@@ -283,16 +283,17 @@ def _patch_release(ws_protocol: Any) -> None:
     ws_protocol.connectionLost = connectionLost
 
 
-class _Pretty:
-    """``pprint.pformat(value)``, worked out only if it is ever written out."""
+class _Later:
+    """``function(*args)`` as text, worked out only if it is ever written out."""
 
-    __slots__ = ("_value",)
+    __slots__ = ("_args", "_function")
 
-    def __init__(self, value: object) -> None:
-        self._value = value
+    def __init__(self, function: Callable[..., object], *args: object) -> None:
+        self._function = function
+        self._args = args
 
     def __str__(self) -> str:
-        return pprint.pformat(self._value)
+        return str(self._function(*self._args))
 
     __repr__ = __str__
 
@@ -300,14 +301,24 @@ class _Pretty:
         return format(str(self), spec)
 
 
-def _patch_debug_formatting(protocol_module: Any) -> None:
-    """autobahn pretty-prints its ~30 options and the transport's details for a debug line at
-    every connection, whether debug lines are written or not: ~8 % of daphne's CPU in a
-    connect storm (bench/README.md). Its ``pformat`` becomes a value formatted when a line
-    is written; ``Timings.__str__``, its one caller that needs a ``str`` at once, keeps the
-    real one."""
-    protocol_module.pformat = _Pretty
-    protocol_module.Timings.__str__ = lambda self: pprint.pformat(self._timings)
+# What autobahn computes only to hand to its debug lines (checked on its source: every call of
+# these in the two modules is an argument of a ``self.log`` call, but ``Timings.__str__``'s).
+_DEBUG_ONLY = ("pformat", "hltype", "hlval")
+
+
+def _patch_debug_formatting(*modules: Any) -> None:
+    """autobahn pretty-prints its ~30 options, the transport's details and highlighted names
+    for debug lines at every connection, whether debug lines are written or not: ~10 % of
+    daphne's CPU in a connect storm (bench/README.md). In its modules those helpers become
+    values formatted when a line is written (the same text); ``Timings.__str__``, the one
+    caller that needs a ``str`` at once, keeps the real ``pformat``."""
+    for module in modules:
+        for name in _DEBUG_ONLY:
+            original = getattr(module, name, None)
+            if original is not None:
+                setattr(module, name, partial(_Later, original))
+        if hasattr(module, "Timings"):
+            module.Timings.__str__ = lambda self: pprint.pformat(self._timings)
 
 
 def _patch_drain(http_channel: Any) -> None:
@@ -396,6 +407,7 @@ def patch_daphne() -> bool:
     if "daphne.server" not in sys.modules:
         return False
     try:  # imported here: only a daphne process has loaded these
+        import autobahn.twisted.websocket as autobahn_twisted
         import autobahn.websocket.protocol as autobahn_protocol
         from daphne.access import AccessLogGenerator
         from daphne.http_protocol import WebRequest
@@ -409,7 +421,7 @@ def patch_daphne() -> bool:
     _patch_close(WebSocketProtocol)
     _patch_arrival(WebSocketProtocol)
     _patch_options(WebSocketProtocol)
-    _patch_debug_formatting(autobahn_protocol)
+    _patch_debug_formatting(autobahn_protocol, autobahn_twisted)
     _patch_release(WebSocketProtocol)
     _patch_applications(Server)
     _patch_drain(HTTPChannel)

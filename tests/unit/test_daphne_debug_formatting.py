@@ -1,47 +1,104 @@
-"""autobahn's per-connection debug pretty-printing is done only when a debug line is written."""
+"""What autobahn works out for its debug lines at every connection is done only when a debug
+line is written (``realtime.transport.daphne._patch_debug_formatting``)."""
 
 from __future__ import annotations
 
+import ast
+import inspect
 import pprint
 from typing import Any
 
+import autobahn.twisted.websocket as autobahn_twisted
+import autobahn.util
 import autobahn.websocket.protocol as autobahn_protocol
 import pytest
 from twisted.logger import formatEvent
 
-from realtime.transport.daphne import _patch_debug_formatting
+from realtime.transport.daphne import _DEBUG_ONLY, _patch_debug_formatting
 
 OPTIONS = [("openHandshakeTimeout", 5, "WebSocketServerFactory"), ("autoPingInterval", 20, "x")]
+MODULES = (autobahn_protocol, autobahn_twisted)
 
 
 @pytest.fixture
-def module(monkeypatch: pytest.MonkeyPatch) -> Any:
-    """autobahn's module, patched for this test only (monkeypatch puts the originals back)."""
-    monkeypatch.setattr(autobahn_protocol, "pformat", autobahn_protocol.pformat)
+def patched(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, tuple[Any, ...]]]:
+    """autobahn's modules patched for this test only (monkeypatch puts the originals back),
+    their helpers counting the calls that really format (returned)."""
+    calls: list[tuple[str, tuple[Any, ...]]] = []
+
+    def counting(name: str, helper: Any) -> Any:
+        return lambda *args: calls.append((name, args)) or helper(*args)
+
+    for module in MODULES:
+        for name in _DEBUG_ONLY:
+            if hasattr(module, name):
+                monkeypatch.setattr(module, name, counting(name, getattr(module, name)))
     monkeypatch.setattr(autobahn_protocol.Timings, "__str__", autobahn_protocol.Timings.__str__)
-    _patch_debug_formatting(autobahn_protocol)
-    return autobahn_protocol
+    _patch_debug_formatting(*MODULES)
+    return calls
 
 
 def test_nothing_is_pretty_printed_until_the_line_is_written(
-    module: Any, monkeypatch: pytest.MonkeyPatch
+    patched: list[tuple[str, tuple[Any, ...]]],
 ) -> None:
-    calls: list[object] = []
-    real = pprint.pformat
-    monkeypatch.setattr(pprint, "pformat", lambda value: calls.append(value) or real(value))
-    attrs = module.pformat(OPTIONS)  # what autobahn does at every connection
-    assert calls == []
-    line = formatEvent({"log_format": "\n{attrs}", "attrs": attrs})
-    assert line == "\n" + real(OPTIONS)
-    assert calls == [OPTIONS]
+    attrs = autobahn_protocol.pformat(OPTIONS)  # what autobahn does at every connection
+    name = autobahn_twisted.hltype(test_nothing_is_pretty_printed_until_the_line_is_written)
+    assert patched == []
+    line = formatEvent({"log_format": "{name}\n{attrs}", "attrs": attrs, "name": name})
+    assert line.endswith("\n" + pprint.pformat(OPTIONS))
+    assert [called for called, _ in patched] == ["hltype", "pformat"]
 
 
-def test_str_and_repr_are_the_pretty_printed_text(module: Any) -> None:
-    assert str(module.pformat(OPTIONS)) == repr(module.pformat(OPTIONS)) == pprint.pformat(OPTIONS)
+def test_highlighted_names_and_values_are_the_same_text_when_written(patched: Any) -> None:
+    for module in MODULES:
+        func = module.hltype(test_highlighted_names_and_values_are_the_same_text_when_written)
+        value = module.hlval(1234)
+        line = formatEvent({"log_format": "{func} {value}", "func": func, "value": value})
+        assert line == (
+            autobahn.util.hltype(test_highlighted_names_and_values_are_the_same_text_when_written)
+            + " "
+            + autobahn.util.hlval(1234)
+        )
+        assert str(value) == repr(value) == autobahn.util.hlval(1234)
 
 
-def test_timings_still_print_as_text(module: Any) -> None:
-    timings = module.Timings()
+def test_timings_still_print_as_text(patched: Any) -> None:
+    timings = autobahn_protocol.Timings()
     timings.track("onOpen")
     assert isinstance(str(timings), str)
     assert "onOpen" in str(timings)
+
+
+@pytest.mark.parametrize("module", MODULES, ids=lambda module: module.__name__)
+def test_autobahn_calls_these_helpers_only_for_its_log_lines(module: Any) -> None:
+    """The patch's premise, checked on the installed autobahn: a new use of one of them
+    outside a ``self.log`` call (which would need a ``str``) fails here first."""
+    tree = ast.parse(inspect.getsource(module))
+    parents = {child: node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
+    outside = []
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)):
+            continue
+        if node.func.id not in _DEBUG_ONLY:
+            continue
+        parent = parents.get(node)
+        while parent is not None and not _is_log_call(parent):
+            parent = parents.get(parent)
+        if parent is None:
+            outside.append(node.lineno)
+    expected = [_timings_str_line()] if module is autobahn_protocol else []
+    assert outside == expected
+
+
+def _is_log_call(node: ast.AST) -> bool:
+    return (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and isinstance(node.func.value, ast.Attribute)
+        and node.func.value.attr == "log"
+    )
+
+
+def _timings_str_line() -> int:
+    source, first = inspect.getsourcelines(autobahn_protocol.Timings.__str__)
+    return first + next(i for i, line in enumerate(source) if "pformat(" in line)
