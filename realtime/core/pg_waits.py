@@ -18,6 +18,7 @@ Only ``realtime.core.reads`` uses it, and only on PostgreSQL (it imports psycopg
 from __future__ import annotations
 
 import asyncio
+import weakref
 from collections.abc import Generator
 from typing import Any, TypeVar
 
@@ -31,7 +32,9 @@ RV = TypeVar("RV")
 class LoopConnection(psycopg.AsyncConnection[Any]):
     """A psycopg async connection whose socket stays registered with the loop between waits."""
 
-    _loop: asyncio.AbstractEventLoop | None = None
+    # The loop the socket is registered with, held weakly: the reads keep their connections per
+    # loop in a weak-keyed map, where a value holding its key would keep both forever.
+    _loop: weakref.ref[asyncio.AbstractEventLoop] | None = None
     _watched = -1  # the socket registered with _loop, -1 when none
     _waiter: asyncio.Future[int] | None = None
 
@@ -56,10 +59,10 @@ class LoopConnection(psycopg.AsyncConnection[Any]):
                         return await waiting.wait_async(_resumed(state, gen), fd, interval=0.1)
                     state = gen.send(ready)
                     continue
-                if self._watched != fd or self._loop is not loop:
+                if self._watched != fd or self._loop is None or self._loop() is not loop:
                     self.release()
                     loop.add_reader(fd, self._readable)
-                    self._loop, self._watched = loop, fd
+                    self._loop, self._watched = weakref.ref(loop), fd
                 waiter = self._waiter = loop.create_future()
                 try:
                     ready = await waiter
@@ -93,7 +96,8 @@ class LoopConnection(psycopg.AsyncConnection[Any]):
 
     def release(self) -> None:
         """Unregister the socket from the loop (before closing the connection)."""
-        loop, fd = self._loop, self._watched
+        loop = None if self._loop is None else self._loop()
+        fd = self._watched
         self._loop, self._watched = None, -1
         if loop is not None and fd >= 0 and not loop.is_closed():
             loop.remove_reader(fd)

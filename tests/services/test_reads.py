@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import gc
+import time
+import weakref
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -147,3 +150,35 @@ async def test_a_statement_larger_than_the_socket_buffer_is_written_and_answered
 def _terminate(pid: int) -> None:
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
+
+
+@requires_postgresql
+def test_the_connections_of_a_loop_that_ended_without_closing_them_are_closed() -> None:
+    """A loop's connections are kept in a map weakly keyed by the loop: nothing of theirs may
+    hold the loop, or neither would ever go (a connection left open for good)."""
+
+    async def one_read() -> tuple[int, weakref.ref[Any]]:
+        await read(numbers, [1, 1], pair)
+        conn = _loop_connections()[0]
+        return conn.info.backend_pid, weakref.ref(conn)
+
+    loop = asyncio.new_event_loop()
+    try:
+        pid, conn = loop.run_until_complete(one_read())
+    finally:
+        loop.close()
+    del loop
+    gc.collect()
+
+    assert conn() is None
+    for _ in range(100):
+        if not _backend_alive(pid):
+            break
+        time.sleep(0.02)
+    assert not _backend_alive(pid)
+
+
+def _backend_alive(pid: int) -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = %s", [pid])
+        return bool(cursor.fetchone()[0])
