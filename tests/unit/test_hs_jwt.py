@@ -11,6 +11,7 @@ import base64
 import hmac
 import time
 import warnings
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -81,42 +82,44 @@ def _padded(token: str) -> str:
     return f"{head}.{body}.{base64.urlsafe_b64encode(signature).decode()}"
 
 
-REFUSED_BY_BOTH = {
-    "expired": sign(claims(exp=int(time.time()) - 5)),
-    "not before in the future": sign(claims(nbf=int(time.time()) + 600)),
-    "issued in the future": sign(claims(iat=int(time.time()) + 600)),
-    "another key": sign(claims(), key=KEY + "x"),
-    "another algorithm": sign(claims(), alg="HS512"),
-    "alg none": _unsigned({"alg": "none", "typ": "JWT"}, claims()),
-    "unknown critical extension": sign(claims(), crit=["exp"], exp=1),
-    "subject not a string": sign(claims(sub=5)),
-    "jti not a string": sign(claims(jti=5)),
-    "exp not a number": sign(claims(exp="soon")),
-    "two segments": sign(claims()).rsplit(".", 1)[0],
-    "four segments": sign(claims()) + ".e30",
-    "payload not an object": sign(claims()).split(".")[0] + "." + b64(b"[1]") + ".xx",
-    "empty": "",
+# Made when a test runs, not when the module is collected: a suite can run longer than the
+# ten minutes these tokens are valid for.
+REFUSED_BY_BOTH: dict[str, Callable[[], str]] = {
+    "expired": lambda: sign(claims(exp=int(time.time()) - 5)),
+    "not before in the future": lambda: sign(claims(nbf=int(time.time()) + 600)),
+    "issued in the future": lambda: sign(claims(iat=int(time.time()) + 600)),
+    "another key": lambda: sign(claims(), key=KEY + "x"),
+    "another algorithm": lambda: sign(claims(), alg="HS512"),
+    "alg none": lambda: _unsigned({"alg": "none", "typ": "JWT"}, claims()),
+    "unknown critical extension": lambda: sign(claims(), crit=["exp"], exp=1),
+    "subject not a string": lambda: sign(claims(sub=5)),
+    "jti not a string": lambda: sign(claims(jti=5)),
+    "exp not a number": lambda: sign(claims(exp="soon")),
+    "two segments": lambda: sign(claims()).rsplit(".", 1)[0],
+    "four segments": lambda: sign(claims()) + ".e30",
+    "payload not an object": lambda: sign(claims()).split(".")[0] + "." + b64(b"[1]") + ".xx",
+    "empty": lambda: "",
 }
 
-LEFT_TO_PYJWT = {  # valid for PyJWT, unusual for the shortcut
-    "a key id": sign(claims(), kid="k1"),
-    "another header field": sign(claims(), x5u="https://example.invalid"),
-    "exp as a numeric string": sign(claims(exp=str(int(time.time()) + 600))),
-    "iat as a boolean": sign(claims(iat=True)),
-    "padded segments": _padded(sign(claims())),
+LEFT_TO_PYJWT: dict[str, Callable[[], str]] = {  # valid for PyJWT, unusual for the shortcut
+    "a key id": lambda: sign(claims(), kid="k1"),
+    "another header field": lambda: sign(claims(), x5u="https://example.invalid"),
+    "exp as a numeric string": lambda: sign(claims(exp=str(int(time.time()) + 600))),
+    "iat as a boolean": lambda: sign(claims(iat=True)),
+    "padded segments": lambda: _padded(sign(claims())),
 }
 
 
 @pytest.mark.parametrize("name", sorted(REFUSED_BY_BOTH))
 def test_a_token_pyjwt_refuses_is_never_taken_by_the_shortcut(name: str) -> None:
-    token = REFUSED_BY_BOTH[name]
+    token = REFUSED_BY_BOTH[name]()
     assert verified_claims(token, BACKEND) is None
     assert pyjwt_claims(token) is None
 
 
 @pytest.mark.parametrize("name", sorted(LEFT_TO_PYJWT))
 def test_an_unusual_token_is_left_to_pyjwt_which_decides(name: str) -> None:
-    token = LEFT_TO_PYJWT[name]
+    token = LEFT_TO_PYJWT[name]()
     assert verified_claims(token, BACKEND) is None
     assert pyjwt_claims(token) is not None
 
