@@ -54,14 +54,18 @@ def storms(cfg: fanout.Config, name: str, cycles: int, reconnect: bool) -> list[
         fanout.warm_up(cfg, gen)
         for cycle in range(cycles):
             user0, sys0 = cpu_ticks(proc.pid)
+            pg0, redis0 = fanout.postgres_cpu_s(), fanout.redis_cpu_s(cfg)
             storm = gen.call({"cmd": "connect", "concurrency": cfg.storm_concurrency})
             user1, sys1 = cpu_ticks(proc.pid)
+            pg1, redis1 = fanout.postgres_cpu_s(), fanout.redis_cpu_s(cfg)
             n = max(1, storm["connected"])
             costs.append(1000 * storm["serverCpuS"] / n)
             line = (
                 f"{name} cycle {cycle}: {costs[-1]:.2f} ms per connect + select "
                 f"(user {1000 * (user1 - user0) / tick / n:.2f}, "
-                f"system {1000 * (sys1 - sys0) / tick / n:.2f}), "
+                f"system {1000 * (sys1 - sys0) / tick / n:.2f}; "
+                f"PostgreSQL {1000 * (pg1 - pg0) / n:.2f}, "
+                f"Redis {1000 * (redis1 - redis0) / n:.2f}), "
                 f"{storm['connected']} in {storm['wallS']:.2f} s"
             )
             if reconnect:
