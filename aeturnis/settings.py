@@ -70,6 +70,10 @@ AETURNIS_DB_TIMEOUT_S = DB_TIMEOUT_S
 # Connections of a process's event loop for the hot path's reads (realtime.core.reads), on top
 # of the pool's: a connect storm's reads overlap instead of queueing behind one connection.
 AETURNIS_DB_READ_CONNECTIONS = env_int("AETURNIS_DB_READ_CONNECTIONS", 2)
+# Whether those reads are prepared statements (PostgreSQL parses and plans each once per
+# connection). Off behind a transaction-mode pooler that does not track them (PgBouncer before
+# 1.21, or max_prepared_statements = 0); a process that meets one turns them off by itself.
+AETURNIS_DB_PREPARE_READS = env_bool("AETURNIS_DB_PREPARE_READS", True)
 
 
 def database_from_url(url: str) -> dict[str, Any]:

@@ -8,7 +8,7 @@ import contextvars
 import gc
 import time
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
@@ -182,3 +182,95 @@ def _backend_alive(pid: int) -> bool:
     with connection.cursor() as cursor:
         cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = %s", [pid])
         return bool(cursor.fetchone()[0])
+
+
+# --- prepared reads ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def one_connection(settings: Any) -> Iterator[None]:
+    """One read connection (each read on the same session), and the process's "prepared
+    statements do not work here" forgotten afterwards."""
+    settings.AETURNIS_DB_READ_CONNECTIONS = 1
+    yield
+    reads_module._prepare_refused = False
+
+
+async def _prepared_here() -> list[str]:
+    """The statements the read connection's session holds prepared (asked without preparing)."""
+    conn = _loop_connections()[0]
+    cursor = conn.cursor()
+    await cursor.execute("SELECT statement FROM pg_prepared_statements", prepare=False)
+    return [row[0] for row in await cursor.fetchall()]
+
+
+def _behind_psycopgs_back(conn: Any, sql: bytes) -> None:
+    """Run ``sql`` through libpq, as a pooler's other session would look: psycopg keeps its
+    record of what it prepared."""
+    result = conn.pgconn.exec_(sql)
+    assert result.status == 1, result.error_message  # COMMAND_OK
+
+
+@requires_postgresql
+async def test_a_read_is_prepared_once_and_then_only_executed(
+    reads: None, one_connection: None
+) -> None:
+    assert await read(numbers, [1, 1], pair) == (2, 2)
+    assert await read(numbers, [5, 6], pair) == (6, 12)
+
+    assert await _prepared_here() == ["SELECT $1 + 1, $2 * 2"]
+
+
+@requires_postgresql
+async def test_reads_are_not_prepared_when_the_setting_says_so(
+    reads: None, one_connection: None, settings: Any
+) -> None:
+    settings.AETURNIS_DB_PREPARE_READS = False
+
+    assert await read(numbers, [1, 1], pair) == (2, 2)
+
+    assert await _prepared_here() == []
+
+
+@requires_postgresql
+async def test_a_pooler_that_loses_prepared_statements_costs_no_read_and_ends_preparing(
+    reads: None, one_connection: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A transaction-mode pooler without statement tracking gives the next transaction another
+    server session, where psycopg's statement does not exist (SQLSTATE 26000)."""
+    assert await read(numbers, [1, 1], pair) == (2, 2)
+    lost = _loop_connections()[0]
+    _behind_psycopgs_back(lost, b"DEALLOCATE ALL")
+
+    with caplog.at_level("WARNING", logger="realtime.core.reads"):
+        assert await read(numbers, [2, 3], pair) == (3, 6)
+
+    assert DATABASE.up
+    assert [r.getMessage()[:38] for r in caplog.records] == [
+        "PostgreSQL lost a prepared read (26000"
+    ]
+    assert _loop_connections()[0] is not lost  # psycopg's record of that session is wrong
+    assert await read(numbers, [4, 4], pair) == (5, 8)
+    assert await _prepared_here() == []  # and the process prepares no more
+
+
+@requires_postgresql
+async def test_another_clients_statement_of_the_same_name_costs_no_read(
+    reads: None, one_connection: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The session the pooler hands over already holds a statement of psycopg's next name
+    (SQLSTATE 42P05): the read is made again unprepared."""
+
+    def other(vendor: str) -> str:
+        return "SELECT %s * 10"
+
+    assert await read(numbers, [1, 1], pair) == (2, 2)  # _pg3_0
+    _behind_psycopgs_back(_loop_connections()[0], b"PREPARE _pg3_1 AS SELECT 'someone else'")
+
+    with caplog.at_level("WARNING", logger="realtime.core.reads"):
+        assert await read(other, [7], lambda rows: rows[0][0]) == 70
+
+    assert [r.getMessage()[:38] for r in caplog.records] == [
+        "PostgreSQL lost a prepared read (42P05"
+    ]
+    assert not reads_module._preparing()
