@@ -432,5 +432,9 @@ LOGGING = {
         # No level here: uvicorn's --log-level still decides.
         "uvicorn": {"handlers": ["console"], "propagate": False},
         "uvicorn.access": {"handlers": ["console"], "propagate": False},
+        # websockets' own lines under uvicorn (realtime.transport.uvicorn): its INFO ones,
+        # "connection open" and "connection rejected", repeat the line uvicorn writes for every
+        # WebSocket ("[accepted]", "403") without the address, and cost ~20 µs each.
+        "uvicorn.error.websockets": {"level": "WARNING"},
     },
 }

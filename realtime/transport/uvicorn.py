@@ -14,7 +14,10 @@ uvicorn`` does). Everything is uvicorn's own ``websockets-sansio`` implementatio
 * every received message carries the time its bytes reached the process
   (``"aeturnis.rx"``, epoch seconds), so movement is judged on arrival (PROTOCOL.md §5.2);
 * an idle connection holds less: a lean inbox and writable flag instead of an asyncio queue and
-  event, and no handshake request once the accept is sent.
+  event, and no handshake request once the accept is sent;
+* websockets logs to ``uvicorn.error.websockets`` rather than ``uvicorn.error``, so that its
+  per-connection INFO lines, which repeat uvicorn's, can be left out (the settings' LOGGING
+  does).
 
 This module is imported by uvicorn before Django is set up (``Config.load``): it uses only
 uvicorn, the standard library and the pure frame helpers.
@@ -22,6 +25,7 @@ uvicorn, the standard library and the pure frame helpers.
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Callable
@@ -45,6 +49,10 @@ def _close_grace_s() -> float:
 
 
 _BETWEEN_FRAMES = StreamReader.at_eof.__code__
+
+# websockets' logger (uvicorn hands it "uvicorn.error"): a child of it, so that its lines go
+# where uvicorn's go unless the configuration says otherwise for this one.
+_WEBSOCKETS_LOG = logging.getLogger("uvicorn.error.websockets")
 
 
 def _forget_request(conn: ServerProtocol) -> None:
@@ -123,6 +131,8 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
         super().__init__(*args, **kwargs)
         # Lean replacements for uvicorn's asyncio.Queue and asyncio.Event (inbox.py).
         self.inbox = self.queue = Inbox()  # type: ignore[assignment]
+        self.conn.logger = _WEBSOCKETS_LOG
+        self.conn.debug = _WEBSOCKETS_LOG.isEnabledFor(logging.DEBUG)
         self.writable = Flag()  # type: ignore[assignment]
         self.raw_socket = _UvicornSocket(self)
         self.app_done = False

@@ -11,9 +11,11 @@ import signal
 from typing import Any
 
 import pytest
+from websockets.exceptions import InvalidStatus
 
 from tests.e2e.conftest import (
     FRAME_TIMEOUT_S,
+    STOP_GRACE_S,
     ServerPool,
     connect_authenticated,
     create_user,
@@ -188,3 +190,31 @@ async def test_bad_token_is_answered_with_connect_error_token_invalid_then_close
     }
     assert (closed.code, closed.reason) == (4001, "TOKEN_INVALID"), closed
     assert closed.frames == []
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_uvicorn_writes_one_info_line_per_websocket_not_websockets_repeat_of_it(
+    server_factory: Any,
+) -> None:
+    """uvicorn writes its own line for every WebSocket, accepted or refused; websockets'
+    "connection open" / "connection rejected" repeated it (without the address) at ~20 µs of
+    CPU each, and are left out by the settings' LOGGING."""
+    (server,) = server_factory(
+        "uvicorn", extra_env={"AETURNIS_ALLOWED_ORIGINS": "https://game.example"}
+    )
+    user = await create_user()
+    token, _ = await obtain_tokens(server, user.username)
+
+    async with connect_authenticated(server, token):
+        pass
+    with pytest.raises(InvalidStatus) as refused:
+        async with ws_connect(server, token=token, origin="https://elsewhere.example"):
+            pass
+    assert refused.value.response.status_code == 403
+
+    server.stop()
+    assert server.wait_exit(STOP_GRACE_S) is not None
+    lines = server.log_text().splitlines()
+    uvicorns = [line for line in lines if '"WebSocket /ws/game/' in line]
+    assert [line.rsplit('" ', 1)[-1] for line in uvicorns] == ["[accepted]", "403"], lines
+    assert not [line for line in lines if "connection open" in line or "rejected" in line]
