@@ -197,7 +197,7 @@ async def test_uvicorn_writes_one_info_line_per_websocket_not_websockets_repeat_
     server_factory: Any,
 ) -> None:
     """uvicorn writes its own line for every WebSocket, accepted or refused; websockets'
-    "connection open" / "connection rejected" repeated it (without the address) at ~20 µs of
+    "connection open" / "connection rejected" repeated it (without the address) at ~10 µs of
     CPU each, and are left out by the settings' LOGGING."""
     (server,) = server_factory(
         "uvicorn", extra_env={"AETURNIS_ALLOWED_ORIGINS": "https://game.example"}
