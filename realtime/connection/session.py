@@ -34,6 +34,7 @@ from realtime.connection.polling import PollingOutbound
 from realtime.core import logs, metrics
 from realtime.core.clock import now_ms
 from realtime.core.constants import RAW_SOCKET, CloseCode, CloseReason
+from realtime.core.eager import settle, started
 from realtime.core.errors import HANDSHAKE_MESSAGES, ErrorCode, ServiceUnavailable
 from realtime.fanout import rooms as room_names
 from realtime.fanout.history import StreamPosition
@@ -382,12 +383,15 @@ class Session:
         self.runtime.connections_changed()
         logs.bind(user_id=self.user_id)
         metrics.CONNECTIONS.labels(self.codec_name).inc()
-        offsets = await self.join_many(
-            [room_names.user_room(self.user_id), *room_names.GLOBAL_ROOMS, *rooms]
-        )
         self.schedule_expiry(self.token)
-        await self.runtime.presence.connected(self)
-        return offsets
+        # The rooms' positions and the presence entry: two scripts that leave together
+        # (realtime.core.eager), run by Redis in this order.
+        joining = started(
+            self.join_many([room_names.user_room(self.user_id), *room_names.GLOBAL_ROOMS, *rooms])
+        )
+        announcing = started(self.runtime.presence.connected(self))
+        offsets, _ = await settle(joining, announcing)
+        return offsets  # type: ignore[no-any-return]
 
     def send_initial(self, offsets: dict[str, StreamPosition], state: dict[str, Any]) -> None:
         """``sync:initial``, the first event after a successful connect (PROTOCOL.md §5.1);
@@ -437,10 +441,13 @@ class Session:
             )
 
     async def _end_presence(self) -> None:
+        # The presence entry and the live position are independent: their scripts leave
+        # together (realtime.core.eager).
+        steps = [started(self.runtime.presence.disconnected(self))]
+        if self.playing is not None:
+            steps.append(started(self.runtime.positions.flush_character(self.playing.character_id)))
         try:
-            await self.runtime.presence.disconnected(self)
-            if self.playing is not None:
-                await self.runtime.positions.flush_character(self.playing.character_id)
+            await settle(*steps)
         except ServiceUnavailable:
             # The position stays dirty in the live store; the write-behind takes it later.
             pass

@@ -19,6 +19,7 @@ from realtime.connection.session import Session
 from realtime.core.clock import now_ms, now_s
 from realtime.core.constants import CloseReason
 from realtime.core.db import db
+from realtime.core.eager import settle, started
 from realtime.core.errors import ErrorCode, Reject
 from realtime.core.reads import read
 from realtime.fanout import rooms as room_names
@@ -113,19 +114,24 @@ async def enter_world(
     # The movement budget starts (empty) at the selection (PROTOCOL.md §5.2); a live position
     # in the same zone is carried over.
     since = now_s() if at is None else at
-    live = await runtime.live.enter(
-        LiveState(view.id, view.zone.id, view.zone.key, view.position, since)
+    # The live state, the rooms and presence do not need each other's answers: started back to
+    # back, their three scripts leave together and Redis runs them in this order (eager.py).
+    entering = started(
+        runtime.live.enter(LiveState(view.id, view.zone.id, view.zone.key, view.position, since))
     )
-    position = live.position
     playing = session.playing = Playing.of(view)
-    joined = await session.join_many(
-        [
-            room_names.character_room(view.id),
-            room_names.zone_room(view.zone.key),
-            *([] if view.guild_id is None else [room_names.guild_room(view.guild_id)]),
-        ]
+    joining = started(
+        session.join_many(
+            [
+                room_names.character_room(view.id),
+                room_names.zone_room(view.zone.key),
+                *([] if view.guild_id is None else [room_names.guild_room(view.guild_id)]),
+            ]
+        )
     )
-    await runtime.presence.playing_changed(session)
+    announcing = started(runtime.presence.playing_changed(session))
+    live, joined, _ = await settle(entering, joining, announcing)
+    position = live.position
     await session.runtime.broadcast.to_room(
         room_names.zone_room(playing.zone),
         "character:online",

@@ -18,6 +18,7 @@ import pytest
 import redis
 import uvloop
 
+from realtime.core.eager import settle, started
 from realtime.core.redis_client import REDIS_ERRORS
 from realtime.core.resp import PipelinedRedis, Script, close_pipelined_redis, pipelined_redis
 from tests.faults.conftest import requires_fault_env
@@ -126,6 +127,26 @@ def test_a_script_unknown_to_redis_is_sent_again_with_its_body(
             return [first, second, third]
 
     assert run(scenario()) == [2, 5, 9]
+
+
+def test_scripts_started_back_to_back_are_all_written_before_the_first_reply_is_awaited(
+    run: Callable[[Awaitable[Any]], Any], redis_server: RedisServer
+) -> None:
+    """``realtime.core.eager``: independent steps of one connection share one round trip."""
+    lua = "return redis.call('INCRBY', KEYS[1], ARGV[1])"
+
+    async def step(script: Script, amount: int) -> Any:
+        return await script(keys=["together"], args=[amount])
+
+    async def scenario() -> tuple[int, list[Any]]:
+        with connection(redis_server.url) as client:
+            add = Script(lua, lambda: client)
+            await add(keys=["together"], args=[0])  # known to Redis from here on
+            runs = [started(step(add, n)) for n in (1, 10, 100)]
+            in_flight = len(client._connection._pending)  # type: ignore[union-attr]
+            return in_flight, await settle(*runs)
+
+    assert run(scenario()) == (3, [1, 11, 111])  # run by Redis in the order started
 
 
 def test_password_and_database_of_the_url_are_used(
