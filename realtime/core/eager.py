@@ -16,6 +16,7 @@ fails: ``settle`` raises the first error once all are done, so none is left half
 
 from __future__ import annotations
 
+from asyncio import isfuture
 from collections.abc import Coroutine, Generator
 from typing import Any, Generic, TypeVar
 
@@ -63,8 +64,16 @@ class Started(Generic[T]):
 
 def _drive(coro: Coroutine[Any, Any, T], pending: Any) -> Generator[Any, Any, T]:
     """Finish a coroutine that yielded ``pending`` (a future, or None for a bare yield) to its
-    first caller: the awaiting task waits on each future exactly as if it had awaited ``coro``."""
+    first caller: the awaiting task waits on each future exactly as if it had awaited ``coro``.
+    A future already done (its reply came with an earlier step's) is not waited for: the
+    coroutine goes on at once, without a round of the event loop."""
     while True:
+        if isfuture(pending) and pending.done():
+            try:
+                pending = coro.send(None)
+            except StopIteration as done:
+                return done.value  # type: ignore[no-any-return]
+            continue
         try:
             sent = yield pending
         except BaseException as exc:  # cancellation and errors go into the coroutine

@@ -106,3 +106,19 @@ async def test_cancelling_the_task_closes_the_steps_not_finished_yet() -> None:
         await task
 
     assert closed == ["a", "b"]  # a by the cancellation, b closed where it waited
+
+
+async def test_steps_whose_answers_have_come_finish_without_a_round_of_the_loop() -> None:
+    """Replies that arrived together: the task goes on at once instead of waking once per
+    step (each wakeup is a round of the event loop)."""
+    loop = asyncio.get_running_loop()
+    log: list[str] = []
+    a, b = loop.create_future(), loop.create_future()
+    runs = (started(step("a", log, a)), started(step("b", log, b)))
+    a.set_result("1")
+    b.set_result("2")
+    rounds: list[int] = []
+    loop.call_soon(rounds.append, 1)
+
+    assert await settle(*runs) == ["a:1", "b:2"]
+    assert rounds == []  # the loop did not run in between
