@@ -8,7 +8,9 @@ the server's CPU and about as much of Redis's (bench/README.md). ``started(coro)
 ``coro`` at once up to its first wait (its command is written then) without a task;
 ``settle(...)`` then finishes each in the order given. Steps started back to back write their
 commands back to back, Redis runs them in that order, and the task waits for their replies
-once.
+once. Measured in process with three one-script steps: one connection at a time, about half
+the CPU of both sides and a third of the wait; 50 connections in flight (a storm), where
+commands of different connections already share writes, ~4 µs more per three steps.
 
 Only for steps that do not need each other's results. Every step is finished, also when one
 fails: ``settle`` raises the first error once all are done, so none is left half way.
