@@ -22,12 +22,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import types
 from collections import deque
-from collections.abc import Awaitable, Callable, Coroutine, Generator
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Protocol
 
 from realtime.core import metrics
+from realtime.core.eager import started
 from realtime.protocol.frames import Frame
 
 logger = logging.getLogger(__name__)
@@ -233,28 +233,6 @@ class SocketOutbound:
         on_error(exc)
 
 
-@types.coroutine
-def _finish(coro: Coroutine[Any, Any, None], pending: Any) -> Generator[Any, Any, None]:
-    """Drive a coroutine that was already started by hand until it completes.
-
-    ``pending`` is what its first step yielded (a future, or None for a bare yield); yielding
-    it to the running task lets the task wait on it exactly as if it had awaited ``coro``.
-    """
-    while True:
-        try:
-            sent = yield pending
-        except BaseException as exc:  # propagate cancellation and errors into the coroutine
-            try:
-                pending = coro.throw(exc)
-            except StopIteration:
-                return
-        else:
-            try:
-                pending = coro.send(sent)
-            except StopIteration:
-                return
-
-
 class AsgiOutbound:
     """Ordered, non-blocking delivery of ASGI messages to one socket (any ASGI server).
 
@@ -321,14 +299,14 @@ class AsgiOutbound:
         if not isinstance(coro, Coroutine):  # an awaitable that is not a coroutine: use a task
             self._task = asyncio.ensure_future(self._drain(coro))
             return
-        try:
-            pending = coro.send(None)
-        except StopIteration:
+        run = started(coro)
+        if not run.waiting:
+            try:
+                run.result()
+            except Exception as exc:  # the server refused the message: the socket is gone
+                self._fail(exc)
             return
-        except Exception as exc:  # the server refused the message: the socket is gone
-            self._fail(exc)
-            return
-        self._task = asyncio.get_running_loop().create_task(self._drain(_finish(coro, pending)))
+        self._task = asyncio.get_running_loop().create_task(self._drain(run))
 
     def close(self, code: int, reason: str, *, drop_queued: bool = False) -> None:
         """Close after what is queued (or instead of it) and accept nothing more."""

@@ -57,6 +57,21 @@ class Started(Generic[T]):
         value: T = self._result
         return value
 
+    @property
+    def waiting(self) -> bool:
+        """Whether it stopped at a wait (awaiting it finishes it); if not, ``result()`` has
+        its outcome now."""
+        return self._running
+
+    def result(self) -> T:
+        """The outcome of a coroutine that finished without waiting (its error raised)."""
+        if self._running:
+            raise RuntimeError("still waiting: await it")
+        if self._error is not None:
+            raise self._error
+        value: T = self._result
+        return value
+
     def close(self) -> None:
         """Give up on it (its task is cancelled): the coroutine is closed where it waits."""
         if self._running:

@@ -122,3 +122,26 @@ async def test_steps_whose_answers_have_come_finish_without_a_round_of_the_loop(
 
     assert await settle(*runs) == ["a:1", "b:2"]
     assert rounds == []  # the loop did not run in between
+
+
+async def test_a_run_that_did_not_wait_has_its_outcome_without_awaiting() -> None:
+    async def plain() -> int:
+        return 3
+
+    async def broken() -> int:
+        raise KeyError("x")
+
+    async def waits(wait: asyncio.Future[int]) -> int:
+        return await wait
+
+    done, failed = started(plain()), started(broken())
+    assert not done.waiting and done.result() == 3
+    with pytest.raises(KeyError):
+        failed.result()
+    wait: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+    pending = started(waits(wait))
+    assert pending.waiting
+    with pytest.raises(RuntimeError):
+        pending.result()
+    wait.set_result(4)
+    assert await pending == 4
