@@ -51,11 +51,7 @@ class Started(Generic[T]):
             self._running = False
             result: T = yield from _drive(self._coro, self._pending)
             return result
-        error, self._error = self._error, None
-        if error is not None:
-            raise error
-        value: T = self._result
-        return value
+        return self.result()
 
     @property
     def waiting(self) -> bool:
