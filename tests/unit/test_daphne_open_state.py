@@ -9,6 +9,7 @@ import base64
 import inspect
 import os
 import sys
+import textwrap
 from typing import Any
 
 import autobahn.websocket.protocol as autobahn_protocol
@@ -123,17 +124,17 @@ def test_autobahn_starts_every_connection_with_these_values() -> None:
     each name of ``_AT_REST`` (but the handshake's) exactly the value listed. A new default
     there fails here first."""
     source = inspect.getsource(autobahn_protocol.WebSocketProtocol._connectionMade)
-    tree = ast.parse(source.replace("\n    ", "\n")[source.index("def") :])
     assigned: dict[str, object] = {}
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Assign | ast.AnnAssign):
-            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-            for target in targets:
-                is_self = isinstance(target, ast.Attribute) and (
-                    isinstance(target.value, ast.Name) and target.value.id == "self"
-                )
-                if is_self and isinstance(node.value, ast.Constant):
-                    assigned.setdefault(target.attr, node.value.value)
+    for node in ast.walk(ast.parse(textwrap.dedent(source))):
+        if not (isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant)):
+            continue
+        for target in node.targets:
+            if (
+                isinstance(target, ast.Attribute)
+                and isinstance(target.value, ast.Name)
+                and target.value.id == "self"
+            ):
+                assigned.setdefault(target.attr, node.value.value)
     expected = {name: value for name, value in _AT_REST.items() if name not in _HANDSHAKE_ONLY}
     # The reading state of a frame and a message starts in the parser, not here.
     expected.pop("current_frame")
