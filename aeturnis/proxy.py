@@ -4,7 +4,7 @@ Behind nginx the server sees plain http from the proxy, so Django would think ev
 insecure: the admin's CSRF origin check fails ("Origin checking failed", 403) and secure
 cookies and HSTS never apply. Django's own ``SECURE_PROXY_SSL_HEADER`` fixes that by believing
 ``X-Forwarded-Proto`` from *anyone*, which lets a client that reaches a server port directly
-claim https. ``ForwardedProto`` instead sets the ASGI scope's ``scheme`` from the header only
+claim https. ``forwarded_scope`` instead sets the ASGI scope's ``scheme`` from the header only
 when the peer is in ``TRUSTED_PROXIES`` (the same list that decides ``X-Forwarded-For``,
 ``realtime.auth.sources.client_ip``) and removes the header otherwise, so nothing further in
 moves on an untrusted value.
@@ -17,7 +17,6 @@ from typing import Any
 from realtime.auth.sources import is_trusted_proxy
 
 Scope = dict[str, Any]
-ASGIApp = Any
 
 FORWARDED_PROTO = b"x-forwarded-proto"
 # The schemes a proxy may report, and what they mean for each kind of connection.
@@ -41,15 +40,3 @@ def forwarded_scope(scope: Scope) -> Scope:
         return scope if scheme is None else {**scope, "scheme": scheme}
     kept = [(k, v) for k, v in headers if bytes(k).lower() != FORWARDED_PROTO]
     return {**scope, "headers": kept}
-
-
-class ForwardedProto:
-    """ASGI middleware around the whole application (HTTP and WebSocket)."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
-        if scope["type"] in _SCHEMES:
-            scope = forwarded_scope(scope)
-        await self.app(scope, receive, send)

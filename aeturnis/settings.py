@@ -246,8 +246,9 @@ WHITENOISE_USE_FINDERS = DEBUG
 # --- HTTPS behind a TLS-terminating proxy ----------------------------------------------------
 #
 # Django's SECURE_PROXY_SSL_HEADER would believe X-Forwarded-Proto from any client. It stays
-# unset: aeturnis.proxy.ForwardedProto sets the request's scheme from that header only when the
-# peer is in TRUSTED_PROXIES, so request.is_secure() and the CSRF origin check are right.
+# unset: aeturnis.proxy.forwarded_scope sets the request's scheme from that header only when
+# the peer is in TRUSTED_PROXIES (applied by aeturnis.asgi.Application), so
+# request.is_secure() and the CSRF origin check are right.
 
 # Clients reach the server over https/wss (directly or through the proxy): secure cookies,
 # HSTS, and plain-http requests redirected (the probes and /metrics excepted).

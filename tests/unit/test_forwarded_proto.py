@@ -1,4 +1,5 @@
-"""X-Forwarded-Proto is believed from TRUSTED_PROXIES only (aeturnis/proxy.py)."""
+"""X-Forwarded-Proto is believed from TRUSTED_PROXIES only (aeturnis/proxy.py), for every HTTP
+and WebSocket scope of the application (aeturnis/asgi.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Any
 import pytest
 from django.test import override_settings
 
-from aeturnis.proxy import ForwardedProto, forwarded_scope
+from aeturnis.proxy import forwarded_scope
 
 PROXY = "10.0.0.2"
 
@@ -57,12 +58,21 @@ def test_an_unknown_protocol_or_no_header_leaves_the_scope_alone() -> None:
 
 
 @override_settings(TRUSTED_PROXIES=[PROXY])
-async def test_the_middleware_passes_the_adjusted_scope_on() -> None:
+async def test_the_application_passes_the_adjusted_scope_on() -> None:
+    from aeturnis.asgi import Application
+
     seen: list[dict[str, Any]] = []
 
-    async def app(inner: dict[str, Any], receive: Any, send: Any) -> None:
+    async def http(inner: dict[str, Any], receive: Any, send: Any) -> None:
         seen.append(inner)
 
-    await ForwardedProto(app)(scope(peer=PROXY, proto="https"), None, None)
-    await ForwardedProto(app)({"type": "lifespan"}, None, None)
-    assert seen[0]["scheme"] == "https" and seen[1] == {"type": "lifespan"}
+    class Consumer:
+        async def __call__(self, inner: dict[str, Any], receive: Any, send: Any) -> None:
+            seen.append(inner)
+
+    application = Application(http, lambda inner: Consumer)
+    await application(scope(peer=PROXY, proto="https"), None, None)
+    await application(scope("websocket", peer=PROXY, proto="https"), None, None)
+    assert [inner["scheme"] for inner in seen] == ["https", "wss"]
+    with pytest.raises(ValueError, match="lifespan"):
+        await application({"type": "lifespan"}, None, None)
