@@ -88,4 +88,5 @@ class Application:
 
 application = Application(http_application, websocket_consumer)
 
+# Everything the process needs is loaded now: freeze it out of the collector's passes.
 collector.tune()
